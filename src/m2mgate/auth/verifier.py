@@ -1,0 +1,113 @@
+"""Token verification, cheapest checks first (the order of Envoy's authenticator).
+
+    parse (strict JSON)  ->  issuer by exact `iss`  ->  alg on the issuer's allowlist
+    ->  token type  ->  exp / nbf / iat / lifetime  ->  aud  ->  client id allowlist
+    ->  key (cache; may refetch per cooldown)  ->  signature  ->  Principal
+
+Nothing before the key step touches the network, so garbage, an unknown issuer, an expired or
+misdirected token never causes a fetch. Keys are looked up per issuer: a key of issuer A never
+verifies a token claiming issuer B (cross-issuer key substitution).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from m2mgate.auth.claim_checks import TokenTypeGuard, check_audience, check_times, check_token_type
+from m2mgate.auth.claims import ClaimLayout, build_principal, read_client_id
+from m2mgate.auth.principal import Principal
+from m2mgate.auth.token_parsing import UnverifiedToken, parse_token
+from m2mgate.errors import (
+    BadSignature,
+    ClientNotAllowed,
+    DisallowedAlgorithm,
+    GatewayError,
+    InvalidToken,
+    UnknownIssuer,
+)
+from m2mgate.jose import VerificationKey, verify_signature
+
+KeyProvider = Callable[[str, str | None, str], Awaitable[tuple[VerificationKey, ...]]]
+"""(issuer name, kid, alg) -> candidate keys; raises KeysUnavailable / UnknownKey."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerPolicy:
+    name: str
+    issuer: str
+    audiences: frozenset[str]  # empty: audience check explicitly off
+    client_ids: frozenset[str]  # empty: any client
+    algorithms: frozenset[str]
+    layout: ClaimLayout
+    guard: TokenTypeGuard
+    leeway_seconds: float
+    max_token_lifetime_seconds: float
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        issuers: Mapping[str, IssuerPolicy],
+        keys: KeyProvider,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._issuers = dict(issuers)  # keyed by the exact `iss` string
+        self._keys = keys
+        self._clock = clock
+
+    async def verify(self, token: str) -> Principal:
+        unverified = parse_token(token)
+        issuer = self.issuer_of(unverified)
+        try:
+            client_id = self.check_claims(unverified, issuer)
+            await self.check_signature(unverified, issuer)
+        except GatewayError as error:
+            error.issuer_name = issuer.name  # for metrics and logs: the *claimed* issuer
+            raise
+        return build_principal(
+            unverified.claims,
+            issuer.layout,
+            issuer_name=issuer.name,
+            issuer=issuer.issuer,
+            client_id=client_id,
+        )
+
+    def issuer_of(self, token: UnverifiedToken) -> IssuerPolicy:
+        iss = token.claims.get("iss")
+        # Exact, byte-for-byte comparison: `https://a/` and `https://a` are different issuers.
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise UnknownIssuer("iss is not a configured issuer")
+        return issuer
+
+    def check_claims(self, token: UnverifiedToken, issuer: IssuerPolicy) -> str:
+        """Every check that needs no key; returns the client id (for the allowlist)."""
+        if token.algorithm not in issuer.algorithms:
+            # Covers `none` in any casing and HS* with a public key: never on an allowlist.
+            raise DisallowedAlgorithm("alg is not on the issuer's allowlist")
+        check_token_type(issuer.guard, token.header, token.claims)
+        check_times(
+            token.claims,
+            now=self._clock(),
+            leeway=issuer.leeway_seconds,
+            max_lifetime=issuer.max_token_lifetime_seconds,
+        )
+        check_audience(token.claims, issuer.audiences)
+        client_id = read_client_id(token.claims, issuer.layout)
+        if issuer.client_ids and client_id not in issuer.client_ids:
+            raise ClientNotAllowed()
+        return client_id
+
+    async def check_signature(self, token: UnverifiedToken, issuer: IssuerPolicy) -> None:
+        candidates = await self._keys(issuer.name, token.key_id, token.algorithm)
+        failure: InvalidToken = BadSignature("no candidate key verified the signature")
+        for key in candidates:
+            try:
+                verify_signature(token.raw, key)
+            except InvalidToken as error:
+                failure = error  # a kid-less token may need the next candidate
+                continue
+            return
+        raise failure

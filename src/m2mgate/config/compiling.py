@@ -1,0 +1,169 @@
+"""Validated config -> frozen runtime objects. The request path only ever sees these.
+
+`load_settings` is the whole pipeline: read YAML strictly, substitute `${VAR}`, validate against
+the schema (every problem at once, each with its YAML path), compile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from m2mgate.auth.claims import parse_claim_path
+from m2mgate.auth.policy import ClaimRule, Requirement
+from m2mgate.auth.presets import PRESETS
+from m2mgate.auth.verifier import IssuerPolicy
+from m2mgate.config.addresses import ListenAddress, parse_listen_address
+from m2mgate.config.errors import problems_from_validation_error
+from m2mgate.config.loading import load_tree
+from m2mgate.config.schema import ConfigSchema, IssuerSchema, RequireSchema, RouteSchema
+from m2mgate.errors import ConfigError
+from m2mgate.keys.cache import CachePolicy
+from m2mgate.keys.source import KeySourceSettings
+from m2mgate.keys.ttl import TtlBounds
+from m2mgate.proxy.forwarder import UpstreamSettings
+from m2mgate.proxy.headers import ForwardRules
+from m2mgate.routing import Route, RouteTable, compile_pattern
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    policy: IssuerPolicy
+    source: KeySourceSettings
+    cache: CachePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: ListenAddress
+    admin_listen: ListenAddress
+    upstream: UpstreamSettings
+    issuers: tuple[IssuerSettings, ...]
+    forward: ForwardRules
+    routes: RouteTable
+    max_token_bytes: int
+    shutdown_grace_seconds: float
+    log_level: str
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    return compile_settings(validate_tree(load_tree(path, environ)))
+
+
+def validate_tree(tree: Any) -> ConfigSchema:
+    if not isinstance(tree, dict):
+        raise ConfigError([("(root)", "the config file must be a YAML mapping")])
+    try:
+        return ConfigSchema.model_validate(tree, context={"issuer_names": _issuer_names(tree)})
+    except ValidationError as error:
+        raise ConfigError(problems_from_validation_error(error, ConfigSchema)) from None
+
+
+def _issuer_names(tree: dict[str, Any]) -> frozenset[str] | None:
+    """Issuer names as written, so `require.issuers` can be checked in the same pass."""
+    issuers = tree.get("issuers")
+    if not isinstance(issuers, list):
+        return None
+    return frozenset(
+        item["name"]
+        for item in issuers
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    )
+
+
+def compile_settings(config: ConfigSchema) -> Settings:
+    return Settings(
+        listen=parse_listen_address(config.listen),
+        admin_listen=parse_listen_address(config.admin_listen),
+        upstream=UpstreamSettings(
+            url=config.upstream.url,
+            connect_timeout_seconds=config.upstream.connect_timeout_seconds,
+            timeout_seconds=config.upstream.timeout_seconds,
+            max_connections=config.upstream.max_connections,
+        ),
+        issuers=tuple(_issuer(item) for item in config.issuers),
+        forward=ForwardRules(
+            client_id=config.forward.client_id,
+            scopes=config.forward.scopes,
+            roles=config.forward.roles,
+            issuer=config.forward.issuer,
+            subject=config.forward.subject,
+            claims=tuple(
+                (header, parse_claim_path(path)) for header, path in config.forward.claims.items()
+            ),
+            pass_authorization=config.forward.authorization,
+            preserve_host=config.upstream.preserve_host,
+        ),
+        routes=RouteTable(tuple(_route(item) for item in config.routes)),
+        max_token_bytes=config.limits.max_token_bytes,
+        shutdown_grace_seconds=config.shutdown_grace_seconds,
+        log_level=config.log_level,
+    )
+
+
+def _issuer(item: IssuerSchema) -> IssuerSettings:
+    preset = PRESETS[item.preset]
+    algorithms = frozenset(item.algorithms)
+    ttl = TtlBounds(
+        min_seconds=item.jwks.min_ttl_seconds,
+        max_seconds=item.jwks.max_ttl_seconds,
+        default_seconds=item.jwks.default_ttl_seconds,
+    )
+    return IssuerSettings(
+        policy=IssuerPolicy(
+            name=item.name,
+            issuer=item.issuer,
+            audiences=frozenset(item.audiences),
+            client_ids=frozenset(item.client_ids),
+            algorithms=algorithms,
+            layout=preset.layout,
+            guard=preset.guard,
+            leeway_seconds=item.leeway_seconds,
+            max_token_lifetime_seconds=item.max_token_lifetime_seconds,
+        ),
+        source=KeySourceSettings(
+            issuer=item.issuer,
+            jwks_uri=item.jwks_uri,
+            allow_insecure_http=item.allow_insecure_http,
+            algorithms=algorithms,
+            ttl=ttl,
+            fetch_timeout_seconds=item.jwks.fetch_timeout_seconds,
+            max_response_bytes=item.jwks.max_response_bytes,
+        ),
+        cache=CachePolicy(
+            ttl=ttl,
+            refetch_cooldown_seconds=item.jwks.refetch_cooldown_seconds,
+            max_stale_seconds=item.jwks.max_stale_seconds,
+        ),
+    )
+
+
+def _route(item: RouteSchema) -> Route:
+    return Route(
+        name=item.name,
+        pattern=compile_pattern(item.path),
+        methods=frozenset(item.methods) if item.methods is not None else None,
+        requirement=_requirement(item.require) if item.require is not None else None,
+    )
+
+
+def _requirement(item: RequireSchema) -> Requirement:
+    return Requirement(
+        scopes=frozenset(item.scopes),
+        any_scopes=frozenset(item.any_scopes),
+        roles=frozenset(item.roles),
+        any_roles=frozenset(item.any_roles),
+        claims=tuple(
+            ClaimRule(
+                parse_claim_path(path),
+                tuple(allowed) if isinstance(allowed, list) else (allowed,),
+            )
+            for path, allowed in item.claims.items()
+        ),
+        issuers=frozenset(item.issuers),
+        challenge_scopes=tuple(dict.fromkeys([*item.scopes, *item.any_scopes])),
+    )

@@ -1,0 +1,402 @@
+"""The config file's schema: strict types, unknown keys forbidden, every field documented.
+
+This module only says what a valid file looks like; `compiling.py` turns a validated file into the
+frozen objects the request path uses. YAML key names equal the Python field names, so one grep
+finds both. `m2mgate schema` prints the JSON Schema generated from these models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from m2mgate.auth.claims import parse_claim_path
+from m2mgate.config.addresses import parse_listen_address, validate_fetch_url, validate_upstream_url
+from m2mgate.config.loading import EnvText
+
+SUPPORTED_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+Algorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+PresetName = Literal["generic", "rfc9068"]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Enforcing it here means a scope
+# from config can be quoted in a WWW-Authenticate challenge without escaping.
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+# RFC 9110 §5.6.2 token: the characters a header field name may use.
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers the gateway itself owns: an identity header may not take one of these names.
+RESERVED_HEADERS = frozenset(
+    {
+        "host", "authorization", "content-length", "content-type", "transfer-encoding",
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect",
+        "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+        "cookie",
+    }
+)  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --- values that may come from the environment --------------------------------------------------
+
+
+def _env_int(value: Any) -> Any:
+    if isinstance(value, EnvText):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError("expected an integer (from the environment)") from None
+    return value
+
+
+def _env_float(value: Any) -> Any:
+    if isinstance(value, EnvText):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError("expected a number (from the environment)") from None
+    return value
+
+
+def _env_bool(value: Any) -> Any:
+    if isinstance(value, EnvText):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise ValueError("expected true or false (from the environment)")
+    return value
+
+
+EnvInt = Annotated[int, BeforeValidator(_env_int)]
+EnvFloat = Annotated[float, BeforeValidator(_env_float)]
+EnvBool = Annotated[bool, BeforeValidator(_env_bool)]
+Seconds = Annotated[EnvFloat, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- upstream -----------------------------------------------------------------------------------
+
+
+class UpstreamSchema(Strict):
+    url: str = Field(description="Base URL of the API behind the gateway (scheme, host, port).")
+    connect_timeout_seconds: Seconds = Field(2.0, gt=0, le=60)
+    timeout_seconds: Seconds = Field(
+        30.0, gt=0, le=3600,
+        description="Longest wait for the response head, and for each later read of the body.",
+    )  # fmt: skip
+    max_connections: EnvInt = Field(256, ge=1, le=10000, description="Pooled connection cap.")
+    preserve_host: EnvBool = Field(
+        False, description="Send the client's Host upstream instead of the upstream URL's host."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        validate_upstream_url(value)
+        return value
+
+
+# --- issuers ------------------------------------------------------------------------------------
+
+
+class JwksCacheSchema(Strict):
+    min_ttl_seconds: Seconds = Field(300.0, ge=1)
+    max_ttl_seconds: Seconds = Field(86400.0, ge=1)
+    default_ttl_seconds: Seconds = Field(
+        600.0, ge=1, description="Key set lifetime when the response has no Cache-Control max-age."
+    )
+    refetch_cooldown_seconds: Seconds = Field(
+        30.0, ge=1, description="At most one unknown-kid refetch per this many seconds."
+    )
+    max_stale_seconds: Seconds = Field(
+        86400.0,
+        ge=0,
+        description="How long past expiry a key set is still used while refresh fails.",
+    )
+    fetch_timeout_seconds: Seconds = Field(5.0, gt=0, le=60)
+    max_response_bytes: EnvInt = Field(1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("max_ttl_seconds")
+    @classmethod
+    def _ttl_order(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("min_ttl_seconds")
+        if low is not None and value < low:
+            raise ValueError("must be at least min_ttl_seconds")
+        return value
+
+
+class IssuerSchema(Strict):
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Used in logs, metrics and `require.issuers`."
+    )
+    issuer: str = Field(min_length=1, description="The exact `iss` value, compared byte for byte.")
+    allow_insecure_http: EnvBool = Field(
+        False, description="Allow plain-http key and discovery URLs that are not loopback."
+    )
+    audiences: list[str] = Field(
+        description="`aud` must contain one of these; `[]` explicitly turns the check off."
+    )
+    client_ids: list[str] = Field(default_factory=list, description="Allowlist; empty = any.")
+    algorithms: list[Algorithm] = Field(["RS256"], min_length=1)
+    preset: PresetName = "generic"
+    leeway_seconds: Seconds = Field(30.0, ge=0, le=300)
+    max_token_lifetime_seconds: Seconds = Field(
+        86400.0,
+        gt=0,
+        description="Tokens valid for longer than this (exp - iat, exp - now) are refused.",
+    )
+    jwks: JwksCacheSchema = Field(default_factory=JwksCacheSchema)
+    # Declared last: its validator reads `issuer` and `allow_insecure_http` from `info.data`.
+    jwks_uri: str | None = Field(
+        None,
+        validate_default=True,
+        description="Key set URL; when absent it is found by OIDC / RFC 8414 discovery.",
+    )
+
+    @field_validator("audiences", "client_ids")
+    @classmethod
+    def _non_empty_strings(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value:
+                raise ValueError("entries must be non-empty strings")
+        return values
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _jwks_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allow_http = bool(info.data.get("allow_insecure_http", False))
+        if value is not None:
+            validate_fetch_url(value, allow_insecure_http=allow_http)
+            return value
+        issuer = info.data.get("issuer")
+        if issuer is None:
+            return value  # the issuer field has its own error
+        try:
+            validate_fetch_url(issuer, allow_insecure_http=allow_http)
+        except ValueError as error:
+            raise ValueError(
+                f"required: discovery needs the issuer to be a fetchable URL, and {error}"
+            ) from None
+        return value
+
+
+# --- forwarding ---------------------------------------------------------------------------------
+
+
+def _header_name(value: str) -> str:
+    if not HEADER_NAME.match(value):
+        raise ValueError("not a valid HTTP header name")
+    return value
+
+
+HeaderName = Annotated[str, Field(min_length=1)]
+
+
+class ForwardSchema(Strict):
+    client_id: HeaderName | None = "X-Client-Id"
+    scopes: HeaderName | None = "X-Scopes"
+    roles: HeaderName | None = "X-Roles"
+    issuer: HeaderName | None = "X-Issuer"
+    subject: HeaderName | None = "X-Subject"
+    claims: dict[str, str] = Field(
+        default_factory=dict, description="Extra header -> claim path, e.g. {X-Tenant: dct}."
+    )
+    authorization: EnvBool = Field(False, description="Pass the Authorization header upstream.")
+
+    @field_validator("client_id", "scopes", "roles", "issuer", "subject")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _header_name(value)
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, path in value.items():
+            _header_name(header)
+            parse_claim_path(path)
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_headers(self) -> ForwardSchema:
+        names = [self.client_id, self.scopes, self.roles, self.issuer, self.subject, *self.claims]
+        seen: set[str] = set()
+        for name in names:
+            if name is None:
+                continue
+            lowered = name.lower()
+            if lowered in RESERVED_HEADERS:
+                raise ValueError(f"{name} is managed by the gateway and cannot carry identity")
+            if lowered in seen:
+                raise ValueError(f"header {name} is used twice")
+            seen.add(lowered)
+        return self
+
+
+# --- routes -------------------------------------------------------------------------------------
+
+ClaimScalar = str | int | bool
+
+
+def _claim_rule(value: Any) -> Any:
+    def is_scalar(item: Any) -> bool:
+        return isinstance(item, (str, int, bool)) and not isinstance(item, float)
+
+    if is_scalar(value):
+        return value
+    if isinstance(value, list) and value and all(is_scalar(item) for item in value):
+        return value
+    raise ValueError("expected a string, integer or boolean, or a non-empty list of them")
+
+
+class RequireSchema(Strict):
+    scopes: list[str] = Field(default_factory=list, description="All of these scopes.")
+    any_scopes: list[str] = Field(default_factory=list, description="At least one of these.")
+    roles: list[str] = Field(default_factory=list, description="All of these roles.")
+    any_roles: list[str] = Field(default_factory=list, description="At least one of these.")
+    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
+        default_factory=dict, description="Claim path -> allowed value or list of allowed values."
+    )
+    issuers: list[str] = Field(default_factory=list, description="Issuer names (any of).")
+
+    @field_validator("scopes", "any_scopes")
+    @classmethod
+    def _scopes(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not SCOPE_TOKEN.match(value):
+                raise ValueError(
+                    "scopes are RFC 6749 scope-tokens: printable ASCII without space, '\"' or '\\'"
+                )
+        return values
+
+    @field_validator("roles", "any_roles")
+    @classmethod
+    def _roles(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value or _CONTROL.search(value):
+                raise ValueError("roles must be non-empty strings without control characters")
+        return values
+
+    @field_validator("claims")
+    @classmethod
+    def _claim_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for path in value:
+            parse_claim_path(path)
+        return value
+
+    @field_validator("issuers")
+    @classmethod
+    def _issuer_names(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        known = (info.context or {}).get("issuer_names")
+        if known is None:
+            return values
+        for value in values:
+            if value not in known:
+                allowed = ", ".join(sorted(known)) or "none configured"
+                raise ValueError(f"unknown issuer name {value!r} (configured: {allowed})")
+        return values
+
+
+class RouteSchema(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Used in logs and metric labels.")
+    path: str = Field(description="Pattern: literal segments, `*` one segment, trailing `**` any.")
+    methods: list[HttpMethod] | None = Field(None, min_length=1, description="Default: all.")
+    public: EnvBool = Field(False, description="No token needed (identity headers still stripped).")
+    require: RequireSchema | None = Field(None, validate_default=True)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        from m2mgate.routing import compile_pattern  # local: routing imports nothing from config
+
+        compile_pattern(value)
+        return value
+
+    @field_validator("require")
+    @classmethod
+    def _require_or_public(cls, value: RequireSchema | None, info: ValidationInfo) -> Any:
+        public = info.data.get("public", False)
+        if value is None and not public:
+            raise ValueError(
+                "required unless `public: true` (write `require: {}` to accept any valid token)"
+            )
+        if value is not None and public:
+            raise ValueError("a public route cannot have `require`; choose one")
+        return value
+
+
+# --- top level ----------------------------------------------------------------------------------
+
+
+class LimitsSchema(Strict):
+    max_token_bytes: EnvInt = Field(
+        8192, ge=512, le=65536, description="Authorization header size cap, checked before parsing."
+    )
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _listen(value: str) -> str:
+    parse_listen_address(value)
+    return value
+
+
+class ConfigSchema(Strict):
+    listen: str = Field("127.0.0.1:8080", description="Proxy address, host:port.")
+    admin_listen: str = Field("127.0.0.1:9901", description="/metrics, /healthz, /readyz.")
+    upstream: UpstreamSchema
+    issuers: list[IssuerSchema] = Field(min_length=1)
+    forward: ForwardSchema = Field(default_factory=ForwardSchema)
+    routes: list[RouteSchema] = Field(
+        min_length=1, description="First match wins; no match -> 404 (default deny)."
+    )
+    limits: LimitsSchema = Field(default_factory=LimitsSchema)
+    shutdown_grace_seconds: Seconds = Field(
+        20.0, ge=0, le=600, description="How long SIGTERM waits for in-flight requests."
+    )
+    log_level: LogLevel = "info"
+
+    @field_validator("listen", "admin_listen")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        return _listen(value)
+
+    @field_validator("issuers")
+    @classmethod
+    def _unique_issuers(cls, issuers: list[IssuerSchema]) -> list[IssuerSchema]:
+        _reject_duplicates("name", [item.name for item in issuers], "issuers")
+        _reject_duplicates("issuer", [item.issuer for item in issuers], "issuers")
+        return issuers
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, routes: list[RouteSchema]) -> list[RouteSchema]:
+        _reject_duplicates("name", [item.name for item in routes], "routes")
+        return routes
+
+
+def _reject_duplicates(field: str, values: list[str], where: str) -> None:
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            raise ValueError(
+                f"duplicate {field} {value!r} in {where}[{seen[value]}] and {where}[{index}]"
+            )
+        seen[value] = index

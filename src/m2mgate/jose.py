@@ -1,0 +1,71 @@
+"""The only module that imports PyJWT: building verification keys and checking signatures.
+
+PyJWT's exceptions are translated here, once, into the gateway's error tree. Some failures inside
+key handling escape PyJWT's own exception classes (plain ValueError/TypeError from the crypto
+backend on hostile input); they are translated here too, never allowed to crash a request and
+never turned into an allow (PROVIDERS.md, attacks §9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt.api_jws import PyJWS
+
+from m2mgate.errors import BadSignature, DisallowedAlgorithm, MalformedToken
+
+
+class KeyRejected(Exception):
+    """A JWK that cannot become a verification key; the message says why (for logs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """A public key bound to exactly one algorithm.
+
+    Binding happens when the key set is loaded: the token's `alg` header only *selects* among
+    keys; it never decides how a key is used (RFC 8725 §3.1, and the HS256-with-an-RSA-public-key
+    confusion).
+    """
+
+    kid: str | None
+    algorithm: str
+    handle: Any  # jwt.PyJWK; typed Any so no other module needs PyJWT's types
+    rsa_bits: int | None = None
+
+
+# One verifier object for the process; the allowlist is passed per call (`algorithms=[...]`).
+_JWS = PyJWS(options={"verify_signature": True, "enforce_minimum_key_length": True})
+
+
+def build_key(jwk: dict[str, Any], algorithm: str) -> VerificationKey:
+    try:
+        handle = jwt.PyJWK(jwk, algorithm=algorithm)
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as error:
+        raise KeyRejected(f"{type(error).__name__}: {error}") from None
+    if handle.algorithm_name != algorithm:  # defensive: PyJWK must honour the argument
+        raise KeyRejected("key algorithm binding failed")
+    bits = int(handle.key.key_size) if jwk.get("kty") == "RSA" else None
+    kid = jwk.get("kid")
+    return VerificationKey(
+        kid=kid if isinstance(kid, str) else None, algorithm=algorithm, handle=handle, rsa_bits=bits
+    )
+
+
+def verify_signature(token: str, key: VerificationKey) -> None:
+    """Raise unless `token` is signed by `key` with the key's own algorithm."""
+    try:
+        _JWS.decode_complete(token, key=key.handle, algorithms=[key.algorithm])
+    except jwt.InvalidSignatureError:
+        raise BadSignature("signature verification failed") from None
+    except jwt.InvalidAlgorithmError:
+        raise DisallowedAlgorithm("token alg does not match the key's algorithm") from None
+    except jwt.InvalidKeyError as error:
+        raise BadSignature(f"key unusable: {error}") from None
+    except jwt.PyJWTError as error:  # DecodeError, InvalidTokenError (crit, b64, ...)
+        raise MalformedToken(f"{type(error).__name__}: {error}") from None
+    except (ValueError, TypeError, OverflowError) as error:
+        # Escapes from the crypto backend on hostile input: a failed verification, logged.
+        raise BadSignature(f"verification error {type(error).__name__}: {error}") from None

@@ -1,0 +1,97 @@
+"""Structured JSON logs (structlog), with a redaction processor that runs on every event.
+
+Threat: a bearer token in a log is a credential handed to everyone who can read logs. The
+gateway never logs a token on purpose; the redaction processor is the net under that promise:
+- values under sensitive keys (`authorization`, `token`, `client_secret`, ...) are replaced;
+- any string that contains something JWT-shaped (`eyJ...`.`...`.`...`) or `Bearer <x>` has that
+  part replaced, wherever it hides (an exception message, a nested dict, a list).
+It runs after exception formatting, so tracebacks are redacted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+REDACTED = "[redacted]"
+_SENSITIVE_KEYS = frozenset(
+    {
+        "authorization", "proxy-authorization", "token", "access_token", "refresh_token",
+        "id_token", "client_secret", "password", "secret", "cookie", "set-cookie",
+    }
+)  # fmt: skip
+_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
+_SUSPECT = re.compile(r"eyJ|(?i:bearer)")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}  # fmt: skip
+
+
+def redact_text(text: str) -> str:
+    if not _SUSPECT.search(text):
+        return text  # the common case: one cheap scan, no substitutions
+    return _BEARER.sub(r"\1 " + REDACTED, _JWT_SHAPED.sub(REDACTED, text))
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in _SENSITIVE_KEYS else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redact(item) for item in value]
+    return value
+
+
+def redact_tokens(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    for key, value in list(event_dict.items()):
+        if key.lower() in _SENSITIVE_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact(value)
+    return event_dict
+
+
+def _processors() -> list[Any]:
+    return [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_tokens,
+        structlog.processors.JSONRenderer(sort_keys=False),
+    ]
+
+
+def build_logger(stream: TextIO | None = None, level: str = "info") -> Any:
+    """A JSON-lines logger writing to `stream` (stdout by default), with redaction."""
+    return structlog.wrap_logger(
+        structlog.WriteLogger(stream if stream is not None else sys.stdout),
+        processors=_processors(),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+    )
+
+
+def route_stdlib_logging(stream: TextIO | None = None, level: str = "info") -> None:
+    """Send library logs (aiohttp, asyncio) through the same JSON + redaction pipeline."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *_processors(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS[level])
+    logging.getLogger("aiohttp.access").disabled = True  # the gateway logs each request itself

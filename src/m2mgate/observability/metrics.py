@@ -1,0 +1,101 @@
+"""Every metric the gateway exports, declared in one place (names are part of the CONTRACT).
+
+Label values are bounded: route and issuer names come from config (`(none)` when no route or no
+issuer applies; config names cannot contain parentheses), methods from a fixed set, reasons and
+fetch results from closed sets. Never a path, a token or a claim value.
+
+Each gateway owns its own registry, so several gateways (tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from m2mgate import __version__
+from m2mgate.keys.cache import KeyCacheStatus
+
+NO_LABEL = "(none)"
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "m2mgate_requests", "Requests answered, by route, method and status.",
+            ["route", "method", "status"], registry=r,
+        )  # fmt: skip
+        self.auth_decisions = Counter(
+            "m2mgate_auth_decisions", "Authentication/authorization decisions and their reason.",
+            ["route", "issuer", "decision", "reason"], registry=r,
+        )  # fmt: skip
+        self.request_duration = Histogram(
+            "m2mgate_request_duration_seconds", "Time from request head to response end.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream_duration = Histogram(
+            "m2mgate_upstream_duration_seconds", "Time spent on the upstream exchange.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream_errors = Counter(
+            "m2mgate_upstream_errors", "Upstream failures: unavailable, timeout, aborted.",
+            ["route", "kind"], registry=r,
+        )  # fmt: skip
+        self.jwks_fetches = Counter(
+            "m2mgate_jwks_fetches", "Key set fetches by issuer and result.",
+            ["issuer", "result"], registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "m2mgate_requests_in_flight", "Requests being handled now.", registry=r
+        )
+        Gauge(
+            "m2mgate_build_info", "Always 1; the version label says which build runs.",
+            ["version"], registry=r,
+        ).labels(__version__).set(1)  # fmt: skip
+
+    def watch_key_caches(self, statuses: Callable[[], Iterable[KeyCacheStatus]]) -> None:
+        """Export key cache state read at scrape time (never a stale copy)."""
+        self.registry.register(_KeyCacheCollector(statuses))
+
+
+class _KeyCacheCollector(Collector):
+    def __init__(self, statuses: Callable[[], Iterable[KeyCacheStatus]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        keys = GaugeMetricFamily(
+            "m2mgate_jwks_keys", "Usable verification keys per issuer.", labels=["issuer"]
+        )
+        age = GaugeMetricFamily(
+            "m2mgate_jwks_age_seconds",
+            "Seconds since the issuer's key set was last fetched successfully (absent: never).",
+            labels=["issuer"],
+        )
+        ready = GaugeMetricFamily(
+            "m2mgate_jwks_ready", "1 when the issuer has a usable key set.", labels=["issuer"]
+        )
+        stale = GaugeMetricFamily(
+            "m2mgate_jwks_stale", "1 when the key set is past its TTL (refresh failing).",
+            labels=["issuer"],
+        )  # fmt: skip
+        for status in self._statuses():
+            keys.add_metric([status.issuer_name], status.key_count)
+            ready.add_metric([status.issuer_name], 1.0 if status.is_ready else 0.0)
+            stale.add_metric([status.issuer_name], 1.0 if status.is_stale else 0.0)
+            if status.age_seconds is not None:
+                age.add_metric([status.issuer_name], status.age_seconds)
+        yield from (keys, age, ready, stale)

@@ -1,0 +1,170 @@
+"""Header rules (pure): what the upstream receives and what the client gets back.
+
+Headers travel as (name, value) pairs so repeated fields (Set-Cookie, Via) survive. The upstream
+request is built in two steps, in this order, so nothing a client sends can pose as identity:
+1. strip: hop-by-hop headers (RFC 9110 §7.6.1) and every header the `Connection` field lists;
+   every identity header name (configured *and* default, on every route, public ones too);
+   `Authorization` (unless `forward.authorization`); the headers the gateway sets itself;
+2. add: identity from the verified principal, then X-Request-Id and X-Forwarded-*.
+
+Identity values are carried percent-encoded (RFC 3986 §2.1) so no claim can break framing
+(CR/LF/NUL) or smuggle a list separator: every UTF-8 octet outside visible ASCII, and `%` and
+`,`, become `%XX`; everything else is sent as is. `urllib.parse.unquote` restores the value.
+Lists: `X-Scopes` space-separated, `X-Roles` comma-separated, items encoded one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from m2mgate.auth.claims import MISSING, ClaimPath, lookup_claim
+from m2mgate.auth.principal import Principal
+
+Headers = list[tuple[str, str]]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
+# Names the identity headers have by default: stripped even when config renames or disables
+# one, so an upstream written against the defaults can never be fed a client's value.
+DEFAULT_IDENTITY_HEADERS = frozenset(
+    {"x-client-id", "x-scopes", "x-roles", "x-issuer", "x-subject", "x-tenant"}
+)
+# Set by the gateway itself on every forwarded request. `Expect` is answered by the gateway
+# (100-continue only after the request is authorized), never passed on.
+_GATEWAY_OWNED = frozenset(
+    {"x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect"}
+)
+
+_UNSAFE = re.compile(r"[^\x21-\x24\x26-\x2b\x2d-\x7e]")  # not visible ASCII, or % or ,
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRules:
+    client_id: str | None
+    scopes: str | None
+    roles: str | None
+    issuer: str | None
+    subject: str | None
+    claims: tuple[tuple[str, ClaimPath], ...]
+    pass_authorization: bool
+    preserve_host: bool
+
+    @property
+    def identity_names(self) -> frozenset[str]:
+        configured = (self.client_id, self.scopes, self.roles, self.issuer, self.subject)
+        names = {name.lower() for name in configured if name is not None}
+        names.update(header.lower() for header, _ in self.claims)
+        return frozenset(names | DEFAULT_IDENTITY_HEADERS)
+
+
+def encode_header_value(text: str) -> str:
+    if not _UNSAFE.search(text):
+        return text
+    return "".join(
+        character if not _UNSAFE.match(character) else
+        "".join(f"%{byte:02X}" for byte in character.encode("utf-8"))
+        for character in text
+    )  # fmt: skip
+
+
+def encode_claim_value(value: Any) -> str:
+    """A claim as one header value: strings encoded, lists comma-joined, the rest as JSON."""
+    if isinstance(value, str):
+        return encode_header_value(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(encode_header_value(item) for item in value)
+    return encode_header_value(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def identity_headers(rules: ForwardRules, principal: Principal) -> Headers:
+    headers: Headers = []
+    if rules.client_id:
+        headers.append((rules.client_id, encode_header_value(principal.client_id)))
+    if rules.scopes:
+        headers.append((rules.scopes, " ".join(map(encode_header_value, principal.scopes))))
+    if rules.roles:
+        headers.append((rules.roles, ",".join(map(encode_header_value, principal.roles))))
+    if rules.issuer:
+        headers.append((rules.issuer, encode_header_value(principal.issuer)))
+    if rules.subject and principal.subject is not None:
+        headers.append((rules.subject, encode_header_value(principal.subject)))
+    for header, path in rules.claims:
+        value = lookup_claim(principal.claims, path)
+        if value is not MISSING:
+            headers.append((header, encode_claim_value(value)))
+    return headers
+
+
+def connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """Header names a `Connection` field declares hop-by-hop (RFC 9110 §7.6.1)."""
+    names: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
+def choose_request_id(values: Sequence[str]) -> str:
+    """Keep one sane client X-Request-Id (for tracing across hops), else mint one."""
+    if len(values) == 1 and _REQUEST_ID.fullmatch(values[0]):
+        return values[0]
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    """What the gateway knows of the downstream connection, for X-Forwarded-*."""
+
+    address: str | None
+    scheme: str
+    host: str | None
+
+
+def upstream_request_headers(
+    incoming: Sequence[tuple[str, str]],
+    rules: ForwardRules,
+    principal: Principal | None,
+    request_id: str,
+    client: ClientFacts,
+) -> Headers:
+    drop = HOP_BY_HOP | connection_listed(incoming) | rules.identity_names | _GATEWAY_OWNED
+    if not rules.pass_authorization:
+        drop |= {"authorization"}
+    if not rules.preserve_host:
+        drop |= {"host"}
+    headers: Headers = []
+    forwarded_for: list[str] = []
+    for name, value in incoming:
+        lowered = name.lower()
+        if lowered == "x-forwarded-for":
+            forwarded_for.append(value)
+        if lowered not in drop:
+            headers.append((name, value))
+    if principal is not None:
+        headers.extend(identity_headers(rules, principal))
+    headers.append(("X-Request-Id", request_id))
+    if client.address:
+        forwarded_for.append(client.address)
+    if forwarded_for:
+        headers.append(("X-Forwarded-For", ", ".join(forwarded_for)))
+    headers.append(("X-Forwarded-Proto", client.scheme))
+    if client.host:
+        headers.append(("X-Forwarded-Host", client.host))
+    return headers
+
+
+def downstream_response_headers(incoming: Sequence[tuple[str, str]], request_id: str) -> Headers:
+    drop = HOP_BY_HOP | connection_listed(incoming) | {"x-request-id"}
+    headers = [(name, value) for name, value in incoming if name.lower() not in drop]
+    headers.append(("X-Request-Id", request_id))
+    return headers

@@ -1,0 +1,69 @@
+"""The path policy: routes are matched on exactly the path the upstream will act on.
+
+Threat (path confusion, PROVIDERS.md attacks §11): the gateway matches `/public/../api/admin`
+against `/public/**` and lets it through, while the upstream normalises it to `/api/admin`. The
+same with `%2e%2e`, `//`, `%2f`, `\\`, or `;` parameters that Tomcat-style servers strip.
+
+Policy: *refuse* what is ambiguous rather than rewrite it, so the path forwarded upstream is the
+byte-for-byte path the client sent, and the path matched is that path percent-decoded.
+
+- the request-target must be origin-form (RFC 9112 §3.2.1), starting with `/`;
+- only RFC 3986 pchar characters, and no `;` (path parameters);
+- percent-escapes must be valid; they may not encode `/`, `\\`, NUL or any control character,
+  and the decoded path must be UTF-8;
+- no empty segment (`//`) except a trailing slash, and no `.` or `..` segment, encoded or not.
+Once those are refused, decoding every escape is safe (no escape can create a segment boundary),
+so `/api/%61dmin` matches the `/api/admin` route, as the upstream will read it. Matching is
+case-sensitive: an upstream that treats paths case-insensitively needs routes that say so.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from m2mgate.errors import InvalidPath
+
+# RFC 3986 §3.3 pchar plus "/", minus ";" (see above). "%" starts an escape, checked below.
+_ALLOWED = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@/%]*")
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_FORBIDDEN_DECODED = re.compile(rb"[\x00-\x1f\x7f/\\]")
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """`/a/b?x=1` -> ("/a/b", "x=1"); the query is forwarded as is and never routed on."""
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def normalize_request_path(raw_path: str) -> str:
+    """The decoded path to route on; InvalidPath (400) for anything ambiguous."""
+    if not raw_path.startswith("/"):
+        raise InvalidPath("request-target is not origin-form")
+    if not _ALLOWED.fullmatch(raw_path):
+        raise InvalidPath("path has characters outside RFC 3986 pchar (or a ';')")
+    if _ESCAPE.search(raw_path):
+        raise InvalidPath("invalid percent-escape")
+    raw_segments = raw_path[1:].split("/")
+    decoded_segments: list[str] = []
+    last = len(raw_segments) - 1
+    for index, raw_segment in enumerate(raw_segments):
+        if raw_segment == "" and index != last:
+            raise InvalidPath("empty path segment")
+        segment = _decode_segment(raw_segment)
+        if segment in (".", ".."):
+            raise InvalidPath("dot segment in path")
+        decoded_segments.append(segment)
+    return "/" + "/".join(decoded_segments)
+
+
+def _decode_segment(raw_segment: str) -> str:
+    if "%" not in raw_segment:
+        return raw_segment
+    data = unquote_to_bytes(raw_segment)
+    if _FORBIDDEN_DECODED.search(data):
+        raise InvalidPath("escape encodes '/', '\\' or a control character")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPath("escape does not decode to UTF-8") from None

@@ -1,0 +1,270 @@
+"""Validation: every problem at once, each with its YAML path and what is allowed."""
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from m2mgate.auth.claims import ClaimKind
+from m2mgate.config.compiling import compile_settings, load_settings, validate_tree
+from m2mgate.config.loading import EnvText
+from m2mgate.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "example.yaml"
+
+MINIMAL = {
+    "upstream": {"url": "http://127.0.0.1:3000"},
+    "issuers": [
+        {"name": "local", "issuer": "http://127.0.0.1:8081", "audiences": ["https://api.example"]}
+    ],
+    "routes": [{"name": "api", "path": "/api/**", "require": {}}],
+}
+
+
+def problems(tree):
+    with pytest.raises(ConfigError) as caught:
+        validate_tree(tree)
+    return dict(caught.value.problems)
+
+
+def changed(**paths):
+    tree = copy.deepcopy(MINIMAL)
+    for dotted, value in paths.items():
+        node = tree
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+    return tree
+
+
+def test_example_config_is_valid_and_is_the_contract_example():
+    settings = load_settings(EXAMPLE)
+    assert str(settings.listen) == "127.0.0.1:8080"
+    assert str(settings.admin_listen) == "127.0.0.1:9901"
+    (issuer,) = settings.issuers
+    assert issuer.policy.issuer == "http://127.0.0.1:8081"
+    assert issuer.policy.audiences == {"https://api.example"}
+    assert issuer.policy.algorithms == {"RS256", "ES256"}
+    assert issuer.policy.guard.header_typ == {"at+jwt", "application/at+jwt"}
+    assert [route.name for route in settings.routes.routes] == ["public", "admin", "user", "api"]
+    assert settings.routes.routes[0].is_public
+    assert settings.routes.routes[1].methods == {"GET", "POST"}
+    assert settings.routes.routes[1].requirement.scopes == {"admin"}
+    assert settings.routes.routes[2].requirement.any_scopes == {"read:data", "admin"}
+    assert settings.forward.client_id == "X-Client-Id"
+    assert settings.forward.pass_authorization is False
+    assert settings.max_token_bytes == 8192
+
+
+def test_defaults():
+    settings = compile_settings(validate_tree(MINIMAL))
+    (issuer,) = settings.issuers
+    assert issuer.policy.algorithms == {"RS256"}
+    assert issuer.policy.leeway_seconds == 30
+    assert issuer.cache.refetch_cooldown_seconds == 30
+    assert issuer.cache.max_stale_seconds == 86400
+    assert (issuer.cache.ttl.min_seconds, issuer.cache.ttl.max_seconds) == (300, 86400)
+    assert issuer.cache.ttl.default_seconds == 600
+    assert issuer.source.max_response_bytes == 1024 * 1024
+    assert issuer.source.jwks_uri is None  # discovery
+    kinds = [source.kind for source in issuer.policy.layout.scopes]
+    assert kinds == [ClaimKind.SPACE_DELIMITED, ClaimKind.ARRAY_OR_SPACE_DELIMITED, ClaimKind.ARRAY]
+
+
+def test_every_problem_is_reported_at_once():
+    tree = changed(
+        listen="nowhere",
+        upstream__timeout_seconds="30",
+        issuers__0__algorithms=["none", "HS256"],
+        issuers__0__leeway_seconds=-1,
+        routes__0__require={"requried_scopes": ["x"]},
+    )
+    found = problems(tree)
+    assert set(found) == {
+        "listen",
+        "upstream.timeout_seconds",
+        "issuers[0].algorithms[0]",
+        "issuers[0].algorithms[1]",
+        "issuers[0].leeway_seconds",
+        "routes[0].require.requried_scopes",
+    }
+    assert found["upstream.timeout_seconds"] == "expected a number"
+    assert "'RS256'" in found["issuers[0].algorithms[0]"]
+    assert "EdDSA" in found["issuers[0].algorithms[0]"]
+    assert found["routes[0].require.requried_scopes"].startswith(
+        "unknown key (allowed: scopes, any_scopes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tree", "path", "fragment"),
+    [
+        (changed(surprise=1), "surprise", "unknown key (allowed: listen, admin_listen"),
+        (changed(routes__0__require=None), "routes[0].require", "required unless `public: true`"),
+        (changed(routes__0__public=True), "routes[0].require", "cannot have `require`"),
+        (
+            changed(routes__0__require={"issuers": ["okta"]}),
+            "routes[0].require.issuers",
+            "unknown issuer name 'okta' (configured: local)",
+        ),
+        (changed(routes__0__path="/a/**/b"), "routes[0].path", "last segment"),
+        (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "must be one of"),
+        (changed(routes__0__methods=[]), "routes[0].methods", "at least 1"),
+        (
+            changed(routes__0__require={"scopes": ['a"b']}),
+            "routes[0].require.scopes",
+            "scope-tokens",
+        ),
+        (
+            changed(routes__0__require={"claims": {"a..b": "x"}}),
+            "routes[0].require.claims",
+            "empty segment",
+        ),
+        (
+            changed(routes__0__require={"claims": {"tid": 1.5}}),
+            "routes[0].require.claims.tid",
+            "expected a string",
+        ),
+        (
+            changed(routes__0__require={"claims": {"tid": []}}),
+            "routes[0].require.claims.tid",
+            "non-empty list",
+        ),
+        (changed(routes__0__name="has space"), "routes[0].name", "pattern"),
+        (changed(routes=[]), "routes", "at least 1"),
+        (changed(issuers=[]), "issuers", "at least 1"),
+        (
+            changed(issuers__0__jwks_uri="http://keys.example.com/jwks"),
+            "issuers[0].jwks_uri",
+            "plain http to non-loopback host",
+        ),
+        (
+            changed(issuers__0__issuer="https://x", issuers__0__jwks_uri="ftp://x/keys"),
+            "issuers[0].jwks_uri",
+            "not an http(s) URL",
+        ),
+        (
+            changed(issuers__0__issuer="project-id"),
+            "issuers[0].jwks_uri",
+            "required: discovery needs",
+        ),
+        (
+            changed(issuers__0__issuer="http://idp.example.com"),
+            "issuers[0].jwks_uri",
+            "plain http to non-loopback",
+        ),
+        (
+            changed(issuers__0__preset="okta2"),
+            "issuers[0].preset",
+            "must be one of 'generic' or 'rfc9068'",
+        ),
+        (changed(issuers__0__audiences=None), "issuers[0].audiences", "expected a list"),
+        (changed(issuers__0__audiences=[""]), "issuers[0].audiences", "non-empty"),
+        (
+            changed(issuers__0__leeway_seconds=True),
+            "issuers[0].leeway_seconds",
+            "expected a number",
+        ),
+        (
+            changed(issuers__0__jwks={"min_ttl_seconds": 600, "max_ttl_seconds": 60}),
+            "issuers[0].jwks.max_ttl_seconds",
+            "min_ttl_seconds",
+        ),
+        (
+            changed(issuers__0__jwks={"refetch_cooldown_seconds": 0}),
+            "issuers[0].jwks.refetch_cooldown_seconds",
+            "greater than or equal to 1",
+        ),
+        (
+            changed(issuers__0__jwks={"max_ttl": 5}),
+            "issuers[0].jwks.max_ttl",
+            "allowed: min_ttl_seconds",
+        ),
+        (
+            changed(upstream__url="http://127.0.0.1:3000/base"),
+            "upstream.url",
+            "only scheme, host and port",
+        ),
+        (changed(upstream__url="unix:///sock"), "upstream.url", "http://"),
+        (changed(upstream={}), "upstream.url", "required"),
+        (changed(forward={"client_id": "Bad Header"}), "forward.client_id", "header name"),
+        (changed(forward={"client_id": "Authorization"}), "forward", "managed by the gateway"),
+        (changed(forward={"scopes": "X-Same", "roles": "x-same"}), "forward", "used twice"),
+        (changed(forward={"claims": {"X-Tenant": "a..b"}}), "forward.claims", "empty segment"),
+        (
+            changed(limits={"max_token_bytes": 10}),
+            "limits.max_token_bytes",
+            "greater than or equal to 512",
+        ),
+        (changed(log_level="loud"), "log_level", "must be one of"),
+        (changed(admin_listen="[::1]"), "admin_listen", "expected [IPv6]:port"),
+    ],
+)
+def test_specific_problems(tree, path, fragment):
+    found = problems(tree)
+    assert path in found, found
+    assert fragment in found[path], found[path]
+
+
+def test_duplicates_are_named():
+    tree = changed()
+    tree["issuers"].append(dict(tree["issuers"][0]))
+    assert "duplicate name 'local' in issuers[0] and issuers[1]" in problems(tree)["issuers"]
+    tree = changed()
+    tree["routes"].append(dict(tree["routes"][0]))
+    assert "duplicate name 'api'" in problems(tree)["routes"]
+
+
+def test_insecure_http_is_an_explicit_opt_in():
+    tree = changed(
+        issuers__0__jwks_uri="http://keys.internal/jwks", issuers__0__allow_insecure_http=True
+    )
+    validate_tree(tree)
+
+
+def test_audience_check_can_be_turned_off_explicitly():
+    settings = compile_settings(validate_tree(changed(issuers__0__audiences=[])))
+    assert settings.issuers[0].policy.audiences == frozenset()
+
+
+def test_values_from_the_environment_are_converted_but_yaml_strings_are_not():
+    tree = changed(
+        issuers__0__leeway_seconds=EnvText("12"),
+        shutdown_grace_seconds=EnvText("3.5"),
+        limits={"max_token_bytes": EnvText("4096")},
+        forward={"authorization": EnvText("true")},
+    )
+    settings = compile_settings(validate_tree(tree))
+    assert settings.issuers[0].policy.leeway_seconds == 12
+    assert settings.shutdown_grace_seconds == 3.5
+    assert settings.max_token_bytes == 4096
+    assert settings.forward.pass_authorization is True
+    assert (
+        "expected an integer (from the environment)"
+        in problems(changed(limits={"max_token_bytes": EnvText("lots")}))["limits.max_token_bytes"]
+    )
+    assert (
+        problems(changed(limits={"max_token_bytes": "4096"}))["limits.max_token_bytes"]
+        == "expected an integer"
+    )
+
+
+def test_file_with_env_end_to_end(tmp_path):
+    path = tmp_path / "gw.yaml"
+    path.write_text(
+        EXAMPLE.read_text().replace("leeway_seconds: 30", "leeway_seconds: ${LEEWAY:-7}")
+    )
+    assert load_settings(path, {}).issuers[0].policy.leeway_seconds == 7
+    assert load_settings(path, {"LEEWAY": "9"}).issuers[0].policy.leeway_seconds == 9
+
+
+def test_root_must_be_a_mapping():
+    with pytest.raises(ConfigError):
+        validate_tree(["a"])
+
+
+def test_challenge_scopes_keep_config_order():
+    tree = changed(routes__0__require={"scopes": ["b", "a"], "any_scopes": ["c", "a"]})
+    requirement = compile_settings(validate_tree(tree)).routes.routes[0].requirement
+    assert requirement.challenge_scopes == ("b", "a", "c")

@@ -1,0 +1,59 @@
+import io
+import json
+import logging
+
+from m2mgate.observability.logging import REDACTED, build_logger, redact_text, route_stdlib_logging
+from tests.support.tokens import claims_for
+
+
+def test_redacts_jwt_shaped_text(rsa_signer):
+    token = rsa_signer.sign(claims_for("i"))
+    assert token not in redact_text(f"failed for {token} here")
+    assert redact_text(f"Authorization: Bearer {token}") == f"Authorization: Bearer {REDACTED}"
+    assert redact_text("bearer opaque-token-123") == f"bearer {REDACTED}"
+    assert redact_text("nothing to see") == "nothing to see"
+
+
+def test_logger_redacts_keys_values_nested_and_tracebacks(rsa_signer):
+    token = rsa_signer.sign(claims_for("i"))
+    stream = io.StringIO()
+    log = build_logger(stream, "debug")
+    log.info("e1", authorization=f"Bearer {token}", token=token, client_secret="s3cr3t")
+    log.info("e2", detail={"nested": [f"x {token}"], "Authorization": "Basic abc"})
+    try:
+        raise ValueError(f"bad token {token}")
+    except ValueError:
+        log.exception("e3")
+    text = stream.getvalue()
+    assert token not in text
+    assert token.split(".")[1] not in text
+    assert "s3cr3t" not in text
+    assert "Basic abc" not in text
+    events = [json.loads(line) for line in text.splitlines()]
+    assert [event["event"] for event in events] == ["e1", "e2", "e3"]
+    assert events[0]["token"] == REDACTED
+    assert "ValueError" in events[2]["exception"]
+
+
+def test_level_filter():
+    stream = io.StringIO()
+    log = build_logger(stream, "warning")
+    log.info("quiet")
+    log.warning("loud")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+def test_library_logs_are_json_and_redacted(rsa_signer):
+    token = rsa_signer.sign(claims_for("i"))
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        route_stdlib_logging(stream, "info")
+        logging.getLogger("aiohttp.server").error("Error handling request %s", f"Bearer {token}")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["logger"] == "aiohttp.server"
+    assert token not in line

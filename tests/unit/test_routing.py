@@ -1,0 +1,84 @@
+import pytest
+
+from m2mgate.auth.policy import Requirement
+from m2mgate.routing import Route, RouteTable, compile_pattern
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("/a/**", "/a", True),
+        ("/a/**", "/a/", True),
+        ("/a/**", "/a/b/c", True),
+        ("/a/**", "/ab", False),
+        ("/a/**", "/b/a", False),
+        ("/a/*", "/a/b", True),
+        ("/a/*", "/a/", False),  # `*` is one non-empty segment
+        ("/a/*", "/a/b/c", False),
+        ("/a/*/c", "/a/b/c", True),
+        ("/a/*/c", "/a/b/d", False),
+        ("/a", "/a", True),
+        ("/a", "/a/", False),  # a trailing slash is significant
+        ("/a/", "/a/", True),
+        ("/", "/", True),
+        ("/", "/a", False),
+        ("/**", "/", True),
+        ("/**", "/anything/at/all", True),
+        ("/api/v1.0/x", "/api/v1.0/x", True),
+        ("/api/v1.0/x", "/api/v1X0/x", False),  # '.' is literal, not a regex wildcard
+        ("/files/a b", "/files/a b", True),  # literals are compared decoded
+        ("/a/(x)", "/a/(x)", True),
+        ("/a/**", "/a\n", False),
+    ],
+)
+def test_patterns(pattern, path, matches):
+    assert compile_pattern(pattern).matches(path) is matches
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "",
+        "a/b",
+        "/a/**/b",
+        "/**/a",
+        "/a//b",
+        "/a/./b",
+        "/a/../b",
+        "/a*",
+        "/a/b*c",
+        "/a%20b",
+        "/a?x",
+        "/a#x",
+        "/a;x",
+        "/a\\b",
+        "/a\x00",
+    ],
+)
+def test_invalid_patterns(pattern):
+    with pytest.raises(ValueError, match=r"segment|pattern|literal|'\*\*'|can never match"):
+        compile_pattern(pattern)
+
+
+def route(name, path, methods=None, public=False):
+    return Route(
+        name,
+        compile_pattern(path),
+        frozenset(methods) if methods else None,
+        None if public else Requirement(),
+    )
+
+
+def test_first_match_wins_and_methods_filter():
+    table = RouteTable(
+        (
+            route("admin-read", "/api/admin/**", ["GET"]),
+            route("api", "/api/**"),
+            route("public", "/public/**", public=True),
+        )
+    )
+    assert table.match("GET", "/api/admin/x").name == "admin-read"
+    assert table.match("POST", "/api/admin/x").name == "api"  # falls through on method
+    assert table.match("GET", "/public").is_public
+    assert table.match("GET", "/other") is None  # default deny
+    assert table.match("get", "/api/admin/x").name == "api"  # methods are case-sensitive
