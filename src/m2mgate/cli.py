@@ -59,7 +59,7 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=os.environ.get(CONFIG_ENV),
+        default=os.environ.get(CONFIG_ENV) or None,  # empty = unset
         help=f"config file (YAML); default: ${CONFIG_ENV}",
     )
 

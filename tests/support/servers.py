@@ -160,7 +160,10 @@ class EchoUpstream:
         return web.json_response(seen, headers=headers)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        # auto_decompress off: the echo must report the bytes that arrived, not their inflation.
+        app = web.Application(
+            client_max_size=8 * 1024 * 1024, handler_args={"auto_decompress": False}
+        )
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 

@@ -46,6 +46,8 @@ def _message(item: Any, location: tuple[Any, ...], root: type[BaseModel]) -> str
             allowed = ", ".join(owner.model_fields)
             return f"unknown key (allowed: {allowed})"
         return "unknown key"
+    if kind == "too_short":
+        return f"needs at least {item.get('ctx', {}).get('min_length', 1)} item(s)"
     if kind == "literal_error":
         expected = item.get("ctx", {}).get("expected", "")
         return f"must be one of {expected}"

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from m2mgate import __version__
 from m2mgate.keys.cache import KeyCacheStatus
+
+# `*_created` series double the exposition and no dashboard or alert of ours reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 NO_LABEL = "(none)"
 KNOWN_METHODS = frozenset(

@@ -110,7 +110,7 @@ def test_every_problem_is_reported_at_once():
         ),
         (changed(routes__0__path="/a/**/b"), "routes[0].path", "last segment"),
         (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "must be one of"),
-        (changed(routes__0__methods=[]), "routes[0].methods", "at least 1"),
+        (changed(routes__0__methods=[]), "routes[0].methods", "needs at least 1 item"),
         (
             changed(routes__0__require={"scopes": ['a"b']}),
             "routes[0].require.scopes",

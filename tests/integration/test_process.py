@@ -1,0 +1,155 @@
+"""The process around the gateway: admin endpoints, graceful drain, the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.conftest import base_config
+from tests.support.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_healthz_and_metrics(gw):
+    async with gw.http.get(gw.admin_url + "/healthz") as response:
+        assert response.status == 200
+    async with gw.http.get(gw.admin_url + "/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    for name in (
+        "m2mgate_requests_total",
+        "m2mgate_auth_decisions_total",
+        "m2mgate_request_duration_seconds",
+        "m2mgate_upstream_duration_seconds",
+        "m2mgate_jwks_fetches_total",
+        "m2mgate_jwks_keys",
+    ):
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+async def test_admin_is_not_on_the_proxy_port(gw):
+    assert (await gw.get("/metrics")).status == 404  # default deny, no admin leak
+
+
+async def test_graceful_drain_finishes_in_flight_requests(gw, mint, upstream):
+    token = mint()
+    in_flight = asyncio.create_task(gw.get("/api/user/x?behaviour=hang", token))
+    await asyncio.wait_for(upstream.entered.wait(), 5)
+    stopping = asyncio.create_task(gw.gateway.stop())
+    await eventually(lambda: gw.gateway._proxy_runner is None or not gw.gateway._proxy_runner.sites)
+    host, port = gw.url.removeprefix("http://").split(":")
+    with pytest.raises(ConnectionRefusedError):  # no longer accepting
+        await asyncio.open_connection(host, int(port))
+    assert not stopping.done()  # waiting for the in-flight request
+    upstream.release.set()
+    response = await asyncio.wait_for(in_flight, 5)
+    assert response.status == 200
+    await asyncio.wait_for(stopping, 5)
+
+
+async def test_drain_is_bounded_by_the_grace_period(make_gateway, mint, upstream):
+    gw = await make_gateway(lambda c: c.update(shutdown_grace_seconds=0.2))
+    in_flight = asyncio.create_task(gw.get("/api/user/x?behaviour=hang", mint()))
+    await asyncio.wait_for(upstream.entered.wait(), 5)
+    await asyncio.wait_for(gw.gateway.stop(), 3)  # does not wait for the hanging upstream
+    with pytest.raises(aiohttp.ClientError):
+        await in_flight
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_cli_run_serves_then_exits_zero_on_sigterm(tmp_path, jwks, upstream, mint):
+    config: dict[str, Any] = base_config(jwks, upstream)
+    port, admin_port = free_port(), free_port()
+    config["listen"] = f"127.0.0.1:{port}"
+    config["admin_listen"] = f"127.0.0.1:{admin_port}"
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "m2mgate", "run", "--config", str(path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as ready:
+                        if ready.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+            headers = {"Authorization": f"Bearer {mint()}"}
+            async with http.get(f"http://127.0.0.1:{port}/api/user/x", headers=headers) as answer:
+                assert answer.status == 200
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0
+    events = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert [e["event"] for e in events if e["event"] in ("started", "draining", "stopped")] == [
+        "started", "draining", "stopped",
+    ]  # fmt: skip
+    assert any(e["event"] == "request" and e["status"] == 200 for e in events)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "m2mgate", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_cli_check_valid_and_invalid(tmp_path):
+    ok = run_cli("check", "--config", str(ROOT / "config" / "example.yaml"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "upstream: {url: ftp://x}\nissuers: []\nroutes: [{name: a, path: /a}]\nextra: 1\n"
+    )
+    result = run_cli("check", "--config", str(bad))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "upstream.url: expected an http:// or https:// URL" in lines
+    assert "issuers: needs at least 1 item(s)" in lines
+    required = "routes[0].require: required unless `public: true` (write `require: {}` to"
+    assert any(line.startswith(required) for line in lines)
+    assert any(line.startswith("extra: unknown key (allowed: listen,") for line in lines)
+
+
+def test_cli_config_from_environment():
+    result = run_cli("check", env={"M2MGATE_CONFIG": str(ROOT / "config" / "example.yaml")})
+    assert result.returncode == 0
+
+
+def test_cli_usage_errors():
+    assert run_cli("check", env={"M2MGATE_CONFIG": ""}).returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_cli_schema_is_json_schema():
+    result = run_cli("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"upstream", "issuers", "routes"}
