@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from m2mgate.auth.claims import MISSING, ClaimPath, lookup_claim
@@ -58,13 +58,19 @@ class ForwardRules:
     claims: tuple[tuple[str, ClaimPath], ...]
     pass_authorization: bool
     preserve_host: bool
+    # Computed once: every header name stripped from every incoming request.
+    always_dropped: frozenset[str] = field(init=False, repr=False)
 
-    @property
-    def identity_names(self) -> frozenset[str]:
+    def __post_init__(self) -> None:
         configured = (self.client_id, self.scopes, self.roles, self.issuer, self.subject)
         names = {name.lower() for name in configured if name is not None}
         names.update(header.lower() for header, _ in self.claims)
-        return frozenset(names | DEFAULT_IDENTITY_HEADERS)
+        names |= DEFAULT_IDENTITY_HEADERS | HOP_BY_HOP | _GATEWAY_OWNED
+        if not self.pass_authorization:
+            names.add("authorization")
+        if not self.preserve_host:
+            names.add("host")
+        object.__setattr__(self, "always_dropped", frozenset(names))
 
 
 def encode_header_value(text: str) -> str:
@@ -137,11 +143,8 @@ def upstream_request_headers(
     request_id: str,
     client: ClientFacts,
 ) -> Headers:
-    drop = HOP_BY_HOP | connection_listed(incoming) | rules.identity_names | _GATEWAY_OWNED
-    if not rules.pass_authorization:
-        drop |= {"authorization"}
-    if not rules.preserve_host:
-        drop |= {"host"}
+    listed = connection_listed(incoming)
+    drop = rules.always_dropped | listed if listed else rules.always_dropped
     headers: Headers = []
     forwarded_for: list[str] = []
     for name, value in incoming:

@@ -41,26 +41,27 @@ class ProxyHandler:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         request_id = choose_request_id(request.headers.getall("X-Request-Id", ()))
+        path, _ = split_target(request.raw_path)
         record = DecisionRecord()
         timing = ForwardTiming()
         status = 500
         self.metrics.in_flight.inc()
         try:
-            response = await self._handle(request, request_id, record, timing)
+            response = await self._handle(request, path, request_id, record, timing)
             status = response.status
             return response
         finally:
             self.metrics.in_flight.dec()
-            self._observe(request, request_id, record, timing, status, started)
+            self._observe(request, path, request_id, record, timing, status, started)
 
     async def _handle(
         self,
         request: web.BaseRequest,
+        path: str,
         request_id: str,
         record: DecisionRecord,
         timing: ForwardTiming,
     ) -> web.StreamResponse:
-        path, _ = split_target(request.raw_path)
         try:
             await self.gatekeeper.decide(
                 request.method, path, request.headers.getall("Authorization", ()), record
@@ -87,6 +88,7 @@ class ProxyHandler:
     def _observe(
         self,
         request: web.BaseRequest,
+        path: str,
         request_id: str,
         record: DecisionRecord,
         timing: ForwardTiming,
@@ -111,7 +113,7 @@ class ProxyHandler:
             "request",
             request_id=request_id,
             method=request.method,
-            path=split_target(request.raw_path)[0][:_MAX_LOGGED_PATH],
+            path=path[:_MAX_LOGGED_PATH],
             route=record.route.name if record.route is not None else None,
             status=status,
             decision=decision,
