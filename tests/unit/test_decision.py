@@ -1,0 +1,103 @@
+"""The one decision function, with a verifier stub: order of checks and what gets recorded."""
+
+import pytest
+
+from m2mgate.auth.claims import build_principal
+from m2mgate.auth.policy import Requirement
+from m2mgate.auth.presets import PRESETS
+from m2mgate.decision import DecisionRecord, Gatekeeper
+from m2mgate.errors import (
+    CredentialsMissing,
+    Expired,
+    InsufficientScope,
+    InvalidPath,
+    Reason,
+    RouteNotFound,
+)
+from m2mgate.routing import Route, RouteTable, compile_pattern
+
+
+class StubVerifier:
+    def __init__(self, scope="read", error=None):
+        self.scope = scope
+        self.error = error
+        self.calls = 0
+
+    async def verify(self, token):
+        self.calls += 1
+        if self.error is not None:
+            self.error.issuer_name = "local"
+            raise self.error
+        claims = {"exp": 1, "scope": self.scope}
+        return build_principal(
+            claims, PRESETS["generic"].layout, issuer_name="local", issuer="i", client_id="c"
+        )
+
+
+ROUTES = RouteTable(
+    (
+        Route("public", compile_pattern("/public/**"), None, None),
+        Route(
+            "admin", compile_pattern("/admin/**"), None, Requirement(scopes=frozenset({"admin"}))
+        ),
+        Route("api", compile_pattern("/api/**"), frozenset({"GET"}), Requirement()),
+    )
+)
+
+
+async def decide(verifier, method, path, authorization=("Bearer t",)):
+    record = DecisionRecord()
+    error = None
+    try:
+        await Gatekeeper(ROUTES, verifier, 8192).decide(method, path, list(authorization), record)
+    except Exception as caught:
+        error = caught
+    return record, error
+
+
+async def test_allowed():
+    verifier = StubVerifier()
+    record, error = await decide(verifier, "GET", "/api/x")
+    assert error is None
+    assert record.is_allowed
+    assert record.reason is Reason.OK
+    assert (record.route.name, record.issuer_name, record.principal.client_id) == (
+        "api",
+        "local",
+        "c",
+    )
+
+
+async def test_public_route_never_looks_at_the_token():
+    verifier = StubVerifier(error=Expired())
+    record, error = await decide(verifier, "GET", "/public/x", ["garbage"])
+    assert error is None
+    assert record.reason is Reason.PUBLIC
+    assert verifier.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "authorization", "expected", "reason"),
+    [
+        ("GET", "/public/../admin/x", ["Bearer t"], InvalidPath, Reason.INVALID_PATH),
+        ("GET", "/nowhere", ["Bearer t"], RouteNotFound, Reason.NO_ROUTE),
+        ("POST", "/api/x", ["Bearer t"], RouteNotFound, Reason.NO_ROUTE),
+        ("GET", "/api/x", [], CredentialsMissing, Reason.MISSING_TOKEN),
+        ("GET", "/admin/x", ["Bearer t"], InsufficientScope, Reason.INSUFFICIENT_SCOPE),
+    ],
+)
+async def test_denials_are_recorded(method, path, authorization, expected, reason):
+    verifier = StubVerifier()
+    record, error = await decide(verifier, method, path, authorization)
+    assert isinstance(error, expected)
+    assert record.reason is reason
+    assert not record.is_allowed
+    if expected in (InvalidPath, RouteNotFound, CredentialsMissing):
+        assert verifier.calls == 0  # refused before any token work
+
+
+async def test_verification_failures_carry_the_issuer():
+    record, error = await decide(StubVerifier(error=Expired("old")), "GET", "/api/x")
+    assert isinstance(error, Expired)
+    assert (record.reason, record.issuer_name, record.detail) == (Reason.EXPIRED, "local", "old")
+    assert record.principal is None
