@@ -9,15 +9,18 @@ decides, so what `explain` reports is what the gateway does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from m2mgate.auth.bearer import extract_bearer_token
 from m2mgate.auth.policy import authorize
 from m2mgate.auth.principal import Principal
-from m2mgate.auth.verifier import TokenVerifier
+from m2mgate.auth.trace import Trace, traced
+from m2mgate.auth.verifier import KeyProvider, TokenVerifier
+from m2mgate.config.compiling import Settings
 from m2mgate.errors import GatewayError, Reason, RouteNotFound
-from m2mgate.request_path import normalize_request_path
+from m2mgate.request_path import normalize_request_path, split_target
 from m2mgate.routing import Route, RouteTable
 
 
@@ -36,6 +39,16 @@ class DecisionRecord:
         return self.reason in (Reason.OK, Reason.PUBLIC)
 
 
+def build_gatekeeper(
+    settings: Settings, keys: KeyProvider, wall_clock: Callable[[], float] = time.time
+) -> Gatekeeper:
+    """The decision stack for a config: the gateway and `m2mgate explain` both build it here."""
+    verifier = TokenVerifier(
+        {issuer.policy.issuer: issuer.policy for issuer in settings.issuers}, keys, wall_clock
+    )
+    return Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
+
+
 class Gatekeeper:
     def __init__(self, routes: RouteTable, verifier: TokenVerifier, max_token_bytes: int) -> None:
         self.routes = routes
@@ -45,13 +58,19 @@ class Gatekeeper:
     async def decide(
         self,
         method: str,
-        raw_path: str,
+        target: str,
         authorization: Sequence[str],
         record: DecisionRecord,
+        trace: Trace | None = None,
     ) -> None:
-        """Return when the request may pass (facts in `record`); raise the GatewayError else."""
+        """Return when the request may pass (facts in `record`); raise the GatewayError else.
+
+        `target` is the request-target as received (path and query, still percent-encoded).
+
+        `trace` (from `m2mgate explain`) records every step; the proxy passes none.
+        """
         try:
-            await self._decide(method, raw_path, authorization, record)
+            await self._decide(method, target, authorization, record, trace)
         except GatewayError as error:
             record.reason = error.reason
             record.detail = error.detail
@@ -59,18 +78,32 @@ class Gatekeeper:
             raise
 
     async def _decide(
-        self, method: str, raw_path: str, authorization: Sequence[str], record: DecisionRecord
+        self,
+        method: str,
+        target: str,
+        authorization: Sequence[str],
+        record: DecisionRecord,
+        trace: Trace | None,
     ) -> None:
-        route = self.routes.match(method, normalize_request_path(raw_path))
-        if route is None:
-            raise RouteNotFound()
+        raw_path, _ = split_target(target)  # the query is forwarded, never routed on
+        path = traced(trace, "path", normalize_request_path, raw_path)
+        route = traced(trace, "route", self._route, method, path)
         record.route = route
         if route.requirement is None:  # public route: no token needed, none inspected
             record.reason = Reason.PUBLIC
             return
-        token = extract_bearer_token(authorization, max_bytes=self.max_token_bytes)
-        principal = await self.verifier.verify(token)
+        token = traced(trace, "credentials", self._token, authorization)
+        principal = await self.verifier.verify(token, trace)
         record.principal = principal
         record.issuer_name = principal.issuer_name
-        authorize(route.requirement, principal)
+        traced(trace, "policy", authorize, route.requirement, principal)
         record.reason = Reason.OK
+
+    def _route(self, method: str, path: str) -> Route:
+        route = self.routes.match(method, path)
+        if route is None:
+            raise RouteNotFound()
+        return route
+
+    def _token(self, authorization: Sequence[str]) -> str:
+        return extract_bearer_token(authorization, max_bytes=self.max_token_bytes)

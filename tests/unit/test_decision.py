@@ -23,7 +23,7 @@ class StubVerifier:
         self.error = error
         self.calls = 0
 
-    async def verify(self, token):
+    async def verify(self, token, trace=None):
         self.calls += 1
         if self.error is not None:
             self.error.issuer_name = "local"

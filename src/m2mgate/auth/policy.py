@@ -3,17 +3,22 @@
 All given conditions must hold. Scopes and roles are compared as sets of whole strings: a token
 with scope "read:data-admin" does not hold "admin" (the substring `in` bug of hand-written
 checks). Claim rules compare type-strictly: the JSON `true` is not the string "true" nor 1.
+
+Each requirement compiles its conditions once into (label, predicate) pairs; the request path
+stops at the first failure, `m2mgate explain` evaluates them all. Same list, same answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from m2mgate.auth.claims import MISSING, ClaimPath, format_claim_path, lookup_claim
 from m2mgate.auth.principal import Principal
 from m2mgate.errors import InsufficientScope
 
 ClaimValue = str | int | bool
+Condition = tuple[str, Callable[[Principal], bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +26,8 @@ class ClaimRule:
     path: ClaimPath
     allowed: tuple[ClaimValue, ...]
 
-    def holds(self, claims: object) -> bool:
-        value = lookup_claim(claims, self.path)  # type: ignore[arg-type]
+    def holds(self, principal: Principal) -> bool:
+        value = lookup_claim(principal.claims, self.path)
         if value is MISSING:
             return False
         # An array claim (`groups: [a, b]`) holds when any element is an allowed value.
@@ -32,6 +37,10 @@ class ClaimRule:
 
 def _same(left: object, right: object) -> bool:
     return type(left) is type(right) and left == right
+
+
+def _listed(values: frozenset[str]) -> str:
+    return "[" + ", ".join(sorted(values)) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +54,57 @@ class Requirement:
     # RFC 6750 §3 `scope` attribute of the 403 challenge: the all-of scopes, then the any-of
     # ones, in config order.
     challenge_scopes: tuple[str, ...] = ()
+    conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        conditions: list[Condition] = []
+        if self.issuers:
+            conditions.append(
+                (f"issuer in {_listed(self.issuers)}", lambda p: p.issuer_name in self.issuers)
+            )
+        if self.scopes:
+            conditions.append(
+                (f"scopes all of {_listed(self.scopes)}", lambda p: self.scopes <= p.scope_set)
+            )
+        if self.any_scopes:
+            conditions.append(
+                (
+                    f"any_scopes one of {_listed(self.any_scopes)}",
+                    lambda p: not self.any_scopes.isdisjoint(p.scope_set),
+                )
+            )
+        if self.roles:
+            conditions.append(
+                (f"roles all of {_listed(self.roles)}", lambda p: self.roles <= p.role_set)
+            )
+        if self.any_roles:
+            conditions.append(
+                (
+                    f"any_roles one of {_listed(self.any_roles)}",
+                    lambda p: not self.any_roles.isdisjoint(p.role_set),
+                )
+            )
+        for rule in self.claims:
+            shown = ", ".join(repr(value) for value in rule.allowed)
+            conditions.append((f"claim {format_claim_path(rule.path)} in [{shown}]", rule.holds))
+        object.__setattr__(self, "conditions", tuple(conditions))
 
 
 def authorize(requirement: Requirement, principal: Principal) -> None:
     """Return if every condition holds; InsufficientScope naming the first failure otherwise."""
     failure = first_failure(requirement, principal)
     if failure is not None:
-        raise InsufficientScope(requirement.challenge_scopes, failure)
+        raise InsufficientScope(requirement.challenge_scopes, f"requirement not met: {failure}")
 
 
 def first_failure(requirement: Requirement, principal: Principal) -> str | None:
-    """Which condition fails, for the log (names from config only, never token values)."""
-    if requirement.issuers and principal.issuer_name not in requirement.issuers:
-        return "issuer not allowed on this route"
-    if not requirement.scopes <= principal.scope_set:
-        return "missing required scopes"
-    if requirement.any_scopes and requirement.any_scopes.isdisjoint(principal.scope_set):
-        return "none of any_scopes"
-    if not requirement.roles <= principal.role_set:
-        return "missing required roles"
-    if requirement.any_roles and requirement.any_roles.isdisjoint(principal.role_set):
-        return "none of any_roles"
-    for rule in requirement.claims:
-        if not rule.holds(principal.claims):
-            return f"claim rule {format_claim_path(rule.path)} not met"
+    """The label of the first condition that fails (config names only, never token values)."""
+    for label, holds in requirement.conditions:
+        if not holds(principal):
+            return label
     return None
+
+
+def evaluate(requirement: Requirement, principal: Principal) -> list[tuple[str, bool]]:
+    """Every condition with its outcome, for `m2mgate explain`."""
+    return [(label, holds(principal)) for label, holds in requirement.conditions]

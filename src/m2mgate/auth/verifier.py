@@ -19,6 +19,7 @@ from m2mgate.auth.claim_checks import TokenTypeGuard, check_audience, check_time
 from m2mgate.auth.claims import ClaimLayout, build_principal, read_client_id
 from m2mgate.auth.principal import Principal
 from m2mgate.auth.token_parsing import UnverifiedToken, parse_token
+from m2mgate.auth.trace import Trace, traced
 from m2mgate.errors import (
     BadSignature,
     ClientNotAllowed,
@@ -57,12 +58,12 @@ class TokenVerifier:
         self._keys = keys
         self._clock = clock
 
-    async def verify(self, token: str) -> Principal:
-        unverified = parse_token(token)
-        issuer = self.issuer_of(unverified)
+    async def verify(self, token: str, trace: Trace | None = None) -> Principal:
+        unverified = traced(trace, "parse", parse_token, token)
+        issuer = traced(trace, "issuer", self.issuer_of, unverified)
         try:
-            client_id = self.check_claims(unverified, issuer)
-            await self.check_signature(unverified, issuer)
+            client_id = self.check_claims(unverified, issuer, trace)
+            await self.check_signature(unverified, issuer, trace)
         except GatewayError as error:
             error.issuer_name = issuer.name  # for metrics and logs: the *claimed* issuer
             raise
@@ -82,32 +83,64 @@ class TokenVerifier:
             raise UnknownIssuer("iss is not a configured issuer")
         return issuer
 
-    def check_claims(self, token: UnverifiedToken, issuer: IssuerPolicy) -> str:
+    def check_claims(
+        self, token: UnverifiedToken, issuer: IssuerPolicy, trace: Trace | None = None
+    ) -> str:
         """Every check that needs no key; returns the client id (for the allowlist)."""
-        if token.algorithm not in issuer.algorithms:
-            # Covers `none` in any casing and HS* with a public key: never on an allowlist.
-            raise DisallowedAlgorithm("alg is not on the issuer's allowlist")
-        check_token_type(issuer.guard, token.header, token.claims)
+        traced(trace, "algorithm", check_algorithm, token, issuer)
+        traced(trace, "token_type", check_token_type, issuer.guard, token.header, token.claims)
+        now = self._clock()
+        traced(trace, "times", self._check_times, token, issuer, now)
+        traced(trace, "audience", check_audience, token.claims, issuer.audiences)
+        return traced(trace, "client", check_client, token, issuer)
+
+    @staticmethod
+    def _check_times(token: UnverifiedToken, issuer: IssuerPolicy, now: float) -> float:
         check_times(
             token.claims,
-            now=self._clock(),
+            now=now,
             leeway=issuer.leeway_seconds,
             max_lifetime=issuer.max_token_lifetime_seconds,
         )
-        check_audience(token.claims, issuer.audiences)
-        client_id = read_client_id(token.claims, issuer.layout)
-        if issuer.client_ids and client_id not in issuer.client_ids:
-            raise ClientNotAllowed()
-        return client_id
+        return now
 
-    async def check_signature(self, token: UnverifiedToken, issuer: IssuerPolicy) -> None:
-        candidates = await self._keys(issuer.name, token.key_id, token.algorithm)
-        failure: InvalidToken = BadSignature("no candidate key verified the signature")
-        for key in candidates:
-            try:
-                verify_signature(token.raw, key)
-            except InvalidToken as error:
-                failure = error  # a kid-less token may need the next candidate
-                continue
-            return
-        raise failure
+    async def check_signature(
+        self, token: UnverifiedToken, issuer: IssuerPolicy, trace: Trace | None = None
+    ) -> None:
+        try:
+            candidates = await self._keys(issuer.name, token.key_id, token.algorithm)
+        except GatewayError as error:
+            if trace is not None:
+                trace.failed("key", error)
+            raise
+        if trace is not None:
+            trace.passed("key", candidates)
+        traced(trace, "signature", verify_with_candidates, token, candidates)
+
+
+def check_algorithm(token: UnverifiedToken, issuer: IssuerPolicy) -> None:
+    if token.algorithm not in issuer.algorithms:
+        # Covers `none` in any casing and HS* with a public key: never on an allowlist.
+        raise DisallowedAlgorithm("alg is not on the issuer's allowlist")
+
+
+def check_client(token: UnverifiedToken, issuer: IssuerPolicy) -> str:
+    client_id = read_client_id(token.claims, issuer.layout)
+    if issuer.client_ids and client_id not in issuer.client_ids:
+        raise ClientNotAllowed()
+    return client_id
+
+
+def verify_with_candidates(
+    token: UnverifiedToken, candidates: tuple[VerificationKey, ...]
+) -> VerificationKey:
+    """The key that verifies the signature (a kid-less token may need several tries)."""
+    failure: InvalidToken = BadSignature("no candidate key verified the signature")
+    for key in candidates:
+        try:
+            verify_signature(token.raw, key)
+        except InvalidToken as error:
+            failure = error
+            continue
+        return key
+    raise failure

@@ -11,17 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from m2mgate.auth.claims import parse_claim_path
 from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.addresses import ListenAddress, parse_listen_address
-from m2mgate.config.errors import problems_from_validation_error
+from m2mgate.config.errors import validate_model
 from m2mgate.config.loading import load_tree
 from m2mgate.config.schema import ConfigSchema, IssuerSchema, RequireSchema, RouteSchema
-from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
@@ -55,17 +52,12 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 
 def validate_tree(tree: Any) -> ConfigSchema:
-    if not isinstance(tree, dict):
-        raise ConfigError([("(root)", "the config file must be a YAML mapping")])
-    try:
-        return ConfigSchema.model_validate(tree, context={"issuer_names": _issuer_names(tree)})
-    except ValidationError as error:
-        raise ConfigError(problems_from_validation_error(error, ConfigSchema)) from None
+    return validate_model(ConfigSchema, tree, context={"issuer_names": _issuer_names(tree)})
 
 
-def _issuer_names(tree: dict[str, Any]) -> frozenset[str] | None:
+def _issuer_names(tree: Any) -> frozenset[str] | None:
     """Issuer names as written, so `require.issuers` can be checked in the same pass."""
-    issuers = tree.get("issuers")
+    issuers = tree.get("issuers") if isinstance(tree, dict) else None
     if not isinstance(issuers, list):
         return None
     return frozenset(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 
 from m2mgate.config.loading import format_path
+from m2mgate.errors import ConfigError
 
 _MESSAGES = {
     "missing": "required",
@@ -22,6 +23,21 @@ _MESSAGES = {
     "model_attributes_type": "expected a mapping",
     "finite_number": "expected a finite number",
 }
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_model(
+    schema: type[ModelT], tree: Any, context: dict[str, Any] | None = None
+) -> ModelT:
+    """Validate plain data against a schema; ConfigError with every problem and its path."""
+    if not isinstance(tree, dict):
+        raise ConfigError([("(root)", "the config file must be a YAML mapping")])
+    try:
+        return schema.model_validate(tree, context=context)
+    except ValidationError as error:
+        raise ConfigError(problems_from_validation_error(error, schema)) from None
 
 
 def problems_from_validation_error(

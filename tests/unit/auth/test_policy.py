@@ -1,7 +1,7 @@
 import pytest
 
 from m2mgate.auth.claims import build_principal
-from m2mgate.auth.policy import ClaimRule, Requirement, authorize, first_failure
+from m2mgate.auth.policy import ClaimRule, Requirement, authorize, evaluate, first_failure
 from m2mgate.auth.presets import PRESETS
 from m2mgate.errors import InsufficientScope
 
@@ -36,8 +36,10 @@ def test_any_of_scopes():
     requirement = Requirement(any_scopes=frozenset({"read:data", "admin"}))
     authorize(requirement, principal(scope="admin"))
     authorize(requirement, principal(scope="read:data other"))
-    assert first_failure(requirement, principal(scope="write:data")) == "none of any_scopes"
-    assert first_failure(requirement, principal()) == "none of any_scopes"
+    assert first_failure(requirement, principal(scope="write:data")) == (
+        "any_scopes one of [admin, read:data]"
+    )
+    assert first_failure(requirement, principal()) is not None
 
 
 def test_roles_all_and_any():
@@ -78,6 +80,21 @@ def test_claim_rules_are_type_strict(rule, claims, holds):
 
 def test_all_conditions_must_hold():
     requirement = Requirement(scopes=frozenset({"a"}), roles=frozenset({"r"}))
-    assert first_failure(requirement, principal(scope="a")) == "missing required roles"
-    assert first_failure(requirement, principal(roles=["r"])) == "missing required scopes"
+    assert first_failure(requirement, principal(scope="a")) == "roles all of [r]"
+    assert first_failure(requirement, principal(roles=["r"])) == "scopes all of [a]"
     authorize(requirement, principal(scope="a", roles=["r"]))
+
+
+def test_evaluate_lists_every_condition_in_order():
+    requirement = Requirement(
+        issuers=frozenset({"local"}),
+        scopes=frozenset({"a"}),
+        any_roles=frozenset({"x", "y"}),
+        claims=(ClaimRule(("tid",), ("t1", 2)),),
+    )
+    assert evaluate(requirement, principal(scope="a", roles=["z"], tid="t1")) == [
+        ("issuer in [local]", True),
+        ("scopes all of [a]", True),
+        ("any_roles one of [x, y]", False),
+        ("claim tid in ['t1', 2]", True),
+    ]
