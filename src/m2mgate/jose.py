@@ -1,4 +1,5 @@
-"""The only module that imports PyJWT: building verification keys and checking signatures.
+"""The only module that imports PyJWT: verification keys, signature checks, and (for the
+embedded dev issuer) signing keys and signing.
 
 PyJWT's exceptions are translated here, once, into the gateway's error tree. Some failures inside
 key handling escape PyJWT's own exception classes (plain ValueError/TypeError from the crypto
@@ -8,10 +9,14 @@ never turned into an allow (PROVIDERS.md, attacks §9).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.api_jws import PyJWS
 
 from m2mgate.errors import BadSignature, DisallowedAlgorithm, MalformedToken
@@ -69,3 +74,60 @@ def verify_signature(token: str, key: VerificationKey) -> None:
     except (ValueError, TypeError, OverflowError) as error:
         # Escapes from the crypto backend on hostile input: a failed verification, logged.
         raise BadSignature(f"verification error {type(error).__name__}: {error}") from None
+
+
+# --- signing (the embedded dev issuer) -----------------------------------------------------------
+
+SIGNING_ALGORITHMS = ("ES256", "RS256")
+_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    algorithm: str
+    private: Any  # a cryptography private key
+    public_jwk: dict[str, Any]
+
+
+def generate_signing_key(algorithm: str) -> SigningKey:
+    """A fresh key pair; its kid is the RFC 7638 JWK thumbprint of the public key."""
+    if algorithm == "ES256":
+        private: Any = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ValueError(f"unsupported signing algorithm {algorithm!r}")
+    public = json.loads(jwt.get_algorithm_by_name(algorithm).to_jwk(private.public_key()))
+    kid = jwk_thumbprint(public)
+    return SigningKey(
+        kid, algorithm, private, {**public, "kid": kid, "use": "sig", "alg": algorithm}
+    )
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 over the required members, sorted, no whitespace; base64url."""
+    members = _THUMBPRINT_MEMBERS[jwk["kty"]]
+    canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_token(
+    claims: dict[str, Any],
+    key: SigningKey,
+    token_type: str = "at+jwt",  # noqa: S107 - a typ
+) -> str:
+    return jwt.encode(
+        claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid, "typ": token_type}
+    )
+
+
+def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims *without* verification, for display only (`m2mgate token --decode`)."""
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as error:
+        raise MalformedToken(f"{type(error).__name__}: {error}") from None
+    return header, claims
