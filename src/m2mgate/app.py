@@ -1,22 +1,32 @@
 """Composition root: compiled settings -> a running gateway (proxy listener, admin listener,
-key caches with their background refreshers, the upstream pool), and its orderly shutdown.
+key caches with their background refreshers, the upstream pool), hot reload, and shutdown.
+
+Reload (SIGHUP, or `--watch`): the file is re-read, validated and compiled; an invalid file is
+refused with every problem logged and the old config keeps serving. A valid one is swapped in
+atomically as a new `Runtime`; requests already running finish under the old one. Key caches of
+issuers whose key source did not change are kept (no refetch storm), and so is the upstream pool
+when the upstream did not change. Listen addresses, the drain grace and the log level take effect
+on restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from m2mgate.auth.verifier import TokenVerifier
 from m2mgate.config.addresses import ListenAddress
-from m2mgate.config.compiling import Settings
-from m2mgate.decision import Gatekeeper
+from m2mgate.config.compiling import IssuerSettings, Settings, load_settings
+from m2mgate.decision import Gatekeeper, build_gatekeeper
+from m2mgate.errors import ConfigError
 from m2mgate.jose import VerificationKey
 from m2mgate.keys.cache import KeyCache, KeyCacheStatus
 from m2mgate.keys.fetcher import new_session
@@ -26,6 +36,7 @@ from m2mgate.observability.metrics import GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
 from m2mgate.server.handler import ProxyHandler
+from m2mgate.server.runtime import Runtime
 
 # aiohttp server limits for the proxy listener (RFC 9112 leaves them to us). The token cap is
 # separate (`limits.max_token_bytes`) and checked before any parsing.
@@ -33,6 +44,8 @@ _MAX_LINE_BYTES = 8190
 _MAX_FIELD_BYTES = 16384
 _MAX_HEADERS = 100
 _KEEPALIVE_SECONDS = 75.0
+_WATCH_INTERVAL_SECONDS = 1.0
+_RESTART_ONLY = ("listen", "admin_listen", "shutdown_grace_seconds", "log_level")
 
 
 class Gateway:
@@ -40,36 +53,48 @@ class Gateway:
         self,
         settings: Settings,
         *,
+        config_path: Path | None = None,
         log_stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = settings  # as started: listeners and grace come from here
+        self.config_path = config_path
         self.log = build_logger(log_stream, settings.log_level)
         self.metrics = GatewayMetrics(registry)
+        self._clock = clock
+        self._wall_clock = wall_clock
         self._jwks_session: aiohttp.ClientSession | None = None
         self.key_caches: dict[str, KeyCache] = {}
-        for issuer in settings.issuers:
-            source = KeySource(issuer.source, self._session, clock)
-            self.key_caches[issuer.policy.name] = KeyCache(
-                issuer.policy.name, source.fetch, issuer.cache, observer=self, clock=clock
-            )
-        verifier = TokenVerifier(
-            {issuer.policy.issuer: issuer.policy for issuer in settings.issuers},
-            self._keys_for,
-            wall_clock,
+        self._issuer_settings: dict[str, IssuerSettings] = {}
+        self._refreshers: dict[str, asyncio.Task[None]] = {}
+        self._runtime = Runtime(
+            settings,
+            build_gatekeeper(settings, self._keys_for, wall_clock),
+            self._forwarder(settings),
         )
-        self.gatekeeper = Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
-        self.forwarder = UpstreamForwarder(settings.upstream)
+        self._reconcile_key_caches(settings)
         self.metrics.watch_key_caches(self.key_statuses)
         self._ready = asyncio.Event()
         self._draining = False
-        self._refreshers: list[asyncio.Task[None]] = []
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
 
     # --- wiring ---------------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @property
+    def gatekeeper(self) -> Gatekeeper:
+        return self._runtime.gatekeeper
+
+    def _forwarder(self, settings: Settings) -> UpstreamForwarder:
+        return UpstreamForwarder(settings.upstream)
 
     def _session(self) -> aiohttp.ClientSession:
         if self._jwks_session is None:
@@ -104,16 +129,42 @@ class Gateway:
         if all(status.is_ready for status in self.key_statuses()):
             self._ready.set()
 
+    def _reconcile_key_caches(self, settings: Settings) -> None:
+        """Keep the cache of every issuer whose key source and cache policy are unchanged;
+        create caches for new or changed issuers, drop those of removed ones."""
+        wanted = {issuer.policy.name: issuer for issuer in settings.issuers}
+        for name in list(self.key_caches):
+            old, new = self._issuer_settings[name], wanted.get(name)
+            if new is None or (new.source, new.cache) != (old.source, old.cache):
+                self._drop_cache(name)
+        for name, issuer in wanted.items():
+            self._issuer_settings[name] = issuer
+            if name not in self.key_caches:
+                source = KeySource(issuer.source, self._session, self._clock)
+                self.key_caches[name] = KeyCache(
+                    name, source.fetch, issuer.cache, observer=self, clock=self._clock
+                )
+                if self._jwks_session is not None:  # running: start its refresher now
+                    self._start_refresher(name)
+
+    def _drop_cache(self, name: str) -> None:
+        self.key_caches.pop(name, None)
+        self._issuer_settings.pop(name, None)
+        task = self._refreshers.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    def _start_refresher(self, name: str) -> None:
+        self._refreshers[name] = asyncio.get_running_loop().create_task(self.key_caches[name].run())
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._jwks_session = new_session()
-        await self.forwarder.start()
-        loop = asyncio.get_running_loop()
-        self._refreshers = [loop.create_task(cache.run()) for cache in self.key_caches.values()]
-        handler = ProxyHandler(
-            self.gatekeeper, self.forwarder, self.settings.forward, self.metrics, self.log
-        )
+        await self._runtime.forwarder.start()
+        for name in self.key_caches:
+            self._start_refresher(name)
+        handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log)
         server = web.Server(
             handler,
             access_log=None,  # one structured access event per request comes from the handler
@@ -141,9 +192,11 @@ class Gateway:
             upstream=self.settings.upstream.url,
             issuers=list(self.key_caches),
             routes=[route.name for route in self.settings.routes.routes],
+            config=str(self.config_path) if self.config_path else None,
         )
 
     async def wait_ready(self, timeout_seconds: float) -> bool:
+        """Wait until every issuer has had a usable key set (the first time)."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout_seconds)
         except TimeoutError:
@@ -157,11 +210,12 @@ class Gateway:
         if self._proxy_runner is not None:
             await self._proxy_runner.cleanup()
             self._proxy_runner = None
-        for task in self._refreshers:
+        tasks = [*self._refreshers.values(), *self._background]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._refreshers, return_exceptions=True)
-        self._refreshers = []
-        await self.forwarder.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._refreshers.clear()
+        await self._runtime.forwarder.close()
         if self._jwks_session is not None:
             await self._jwks_session.close()
             self._jwks_session = None
@@ -170,6 +224,85 @@ class Gateway:
             self._admin_runner = None
         self.log.info("stopped")
 
+    # --- reload ---------------------------------------------------------------------------------
+
+    async def reload(self, trigger: str = "signal") -> bool:
+        """Re-read the config file and swap it in; False (old config kept) when it is invalid."""
+        if self.config_path is None:
+            raise RuntimeError("no config file to reload")
+        async with self._reload_lock:
+            try:
+                settings = load_settings(self.config_path)
+            except ConfigError as error:
+                self.metrics.config_reloads.labels("invalid").inc()
+                self.metrics.config_last_reload_successful.set(0)
+                self.log.error(
+                    "config_reload_failed",
+                    trigger=trigger,
+                    config=str(self.config_path),
+                    problems=[f"{where}: {message}" for where, message in error.problems],
+                )
+                return False
+            await self._apply(settings, trigger)
+            return True
+
+    async def _apply(self, settings: Settings, trigger: str) -> None:
+        old = self._runtime
+        if settings.upstream == old.settings.upstream:
+            forwarder = old.forwarder
+        else:
+            forwarder = self._forwarder(settings)
+            await forwarder.start()
+        self._reconcile_key_caches(settings)
+        self._runtime = Runtime(
+            settings, build_gatekeeper(settings, self._keys_for, self._wall_clock), forwarder
+        )
+        old.retire()
+        if forwarder is not old.forwarder:
+            self._spawn(self._close_when_drained(old))
+        self.metrics.config_reloads.labels("ok").inc()
+        self.metrics.config_last_reload_successful.set(1)
+        self.metrics.config_last_reload_timestamp.set(self._wall_clock())
+        restart_only = [
+            name
+            for name in _RESTART_ONLY
+            if getattr(settings, name) != getattr(self.settings, name)
+        ]
+        self.log.info(
+            "config_reloaded",
+            trigger=trigger,
+            issuers=list(self.key_caches),
+            routes=[route.name for route in settings.routes.routes],
+            upstream_pool="new" if forwarder is not old.forwarder else "kept",
+            needs_restart=restart_only or None,
+        )
+
+    async def _close_when_drained(self, runtime: Runtime) -> None:
+        # Requests still on the old pool past the grace period are cut, as on stop.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.drained.wait(), self.settings.shutdown_grace_seconds)
+        await runtime.forwarder.close()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def watch_config(self, interval_seconds: float = _WATCH_INTERVAL_SECONDS) -> None:
+        """Reload whenever the file's content changes (polling: works through the symlink
+        swaps of Kubernetes ConfigMap volumes, needs no inotify)."""
+        if self.config_path is None:
+            raise RuntimeError("no config file to watch")
+        seen = _digest(self.config_path)
+        while True:
+            await asyncio.sleep(interval_seconds)
+            current = _digest(self.config_path)
+            if current != seen:
+                seen = current
+                await self.reload(trigger="watch")
+
+    # --- addresses ------------------------------------------------------------------------------
+
     @property
     def proxy_address(self) -> tuple[str, int]:
         return _bound(self._proxy_runner)
@@ -177,6 +310,13 @@ class Gateway:
     @property
     def admin_address(self) -> tuple[str, int]:
         return _bound(self._admin_runner)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # mid-swap or removed: the next change (or a reload) reports it
 
 
 async def _serve(runner: web.BaseRunner, address: ListenAddress) -> None:

@@ -96,7 +96,9 @@ class Strict(BaseModel):
 
 class UpstreamSchema(Strict):
     url: str = Field(description="Base URL of the API behind the gateway (scheme, host, port).")
-    connect_timeout_seconds: Seconds = Field(2.0, gt=0, le=60)
+    connect_timeout_seconds: Seconds = Field(
+        2.0, gt=0, le=60, description="Longest wait to connect to the upstream (then 504)."
+    )
     timeout_seconds: Seconds = Field(
         30.0, gt=0, le=3600,
         description="Longest wait for the response head, and for each later read of the body.",
@@ -117,8 +119,12 @@ class UpstreamSchema(Strict):
 
 
 class JwksCacheSchema(Strict):
-    min_ttl_seconds: Seconds = Field(300.0, ge=1)
-    max_ttl_seconds: Seconds = Field(86400.0, ge=1)
+    min_ttl_seconds: Seconds = Field(
+        300.0, ge=1, description="Floor for the key set TTL (Cache-Control max-age is clamped)."
+    )
+    max_ttl_seconds: Seconds = Field(
+        86400.0, ge=1, description="Ceiling for the key set TTL, so rotations are always seen."
+    )
     default_ttl_seconds: Seconds = Field(
         600.0, ge=1, description="Key set lifetime when the response has no Cache-Control max-age."
     )
@@ -130,8 +136,12 @@ class JwksCacheSchema(Strict):
         ge=0,
         description="How long past expiry a key set is still used while refresh fails.",
     )
-    fetch_timeout_seconds: Seconds = Field(5.0, gt=0, le=60)
-    max_response_bytes: EnvInt = Field(1024 * 1024, ge=1024, le=16 * 1024 * 1024)
+    fetch_timeout_seconds: Seconds = Field(
+        5.0, gt=0, le=60, description="Total time allowed for one JWKS or discovery fetch."
+    )
+    max_response_bytes: EnvInt = Field(
+        1024 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger JWKS responses are refused."
+    )
 
     @field_validator("max_ttl_seconds")
     @classmethod
@@ -154,15 +164,24 @@ class IssuerSchema(Strict):
         description="`aud` must contain one of these; `[]` explicitly turns the check off."
     )
     client_ids: list[str] = Field(default_factory=list, description="Allowlist; empty = any.")
-    algorithms: list[Algorithm] = Field(["RS256"], min_length=1)
-    preset: PresetName = "generic"
-    leeway_seconds: Seconds = Field(30.0, ge=0, le=300)
+    algorithms: list[Algorithm] = Field(
+        ["RS256"], min_length=1, description="Allowlist of signing algorithms (asymmetric only)."
+    )
+    preset: PresetName = Field(
+        "generic", description="Claim layout: where the client id, scopes and roles live."
+    )
+    leeway_seconds: Seconds = Field(
+        30.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
     max_token_lifetime_seconds: Seconds = Field(
         86400.0,
         gt=0,
         description="Tokens valid for longer than this (exp - iat, exp - now) are refused.",
     )
-    jwks: JwksCacheSchema = Field(default_factory=JwksCacheSchema)
+    jwks: JwksCacheSchema = Field(
+        default_factory=JwksCacheSchema,
+        description="Key cache tuning (TTL bounds, cooldown, staleness).",
+    )
     # Declared last: its validator reads `issuer` and `allow_insecure_http` from `info.data`.
     jwks_uri: str | None = Field(
         None,
@@ -210,11 +229,21 @@ HeaderName = Annotated[str, Field(min_length=1)]
 
 
 class ForwardSchema(Strict):
-    client_id: HeaderName | None = "X-Client-Id"
-    scopes: HeaderName | None = "X-Scopes"
-    roles: HeaderName | None = "X-Roles"
-    issuer: HeaderName | None = "X-Issuer"
-    subject: HeaderName | None = "X-Subject"
+    client_id: HeaderName | None = Field(
+        "X-Client-Id", description="Header for the client identity (null: not sent)."
+    )
+    scopes: HeaderName | None = Field(
+        "X-Scopes", description="Header for the scopes, space-separated (null: not sent)."
+    )
+    roles: HeaderName | None = Field(
+        "X-Roles", description="Header for the roles, comma-separated (null: not sent)."
+    )
+    issuer: HeaderName | None = Field(
+        "X-Issuer", description="Header for the token's iss (null: not sent)."
+    )
+    subject: HeaderName | None = Field(
+        "X-Subject", description="Header for the token's sub (null: not sent)."
+    )
     claims: dict[str, str] = Field(
         default_factory=dict, description="Extra header -> claim path, e.g. {X-Tenant: dct}."
     )
@@ -318,7 +347,11 @@ class RouteSchema(Strict):
     path: str = Field(description="Pattern: literal segments, `*` one segment, trailing `**` any.")
     methods: list[HttpMethod] | None = Field(None, min_length=1, description="Default: all.")
     public: EnvBool = Field(False, description="No token needed (identity headers still stripped).")
-    require: RequireSchema | None = Field(None, validate_default=True)
+    require: RequireSchema | None = Field(
+        None,
+        validate_default=True,
+        description="Conditions a verified token must meet; `{}` = any valid token.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -361,17 +394,21 @@ def _listen(value: str) -> str:
 class ConfigSchema(Strict):
     listen: str = Field("127.0.0.1:8080", description="Proxy address, host:port.")
     admin_listen: str = Field("127.0.0.1:9901", description="/metrics, /healthz, /readyz.")
-    upstream: UpstreamSchema
-    issuers: list[IssuerSchema] = Field(min_length=1)
-    forward: ForwardSchema = Field(default_factory=ForwardSchema)
+    upstream: UpstreamSchema = Field(description="The API behind the gateway.")
+    issuers: list[IssuerSchema] = Field(
+        min_length=1, description="Trusted token issuers, each with its keys and claim layout."
+    )
+    forward: ForwardSchema = Field(
+        default_factory=ForwardSchema, description="Identity headers sent to the upstream."
+    )
     routes: list[RouteSchema] = Field(
         min_length=1, description="First match wins; no match -> 404 (default deny)."
     )
-    limits: LimitsSchema = Field(default_factory=LimitsSchema)
+    limits: LimitsSchema = Field(default_factory=LimitsSchema, description="Request size limits.")
     shutdown_grace_seconds: Seconds = Field(
         20.0, ge=0, le=600, description="How long SIGTERM waits for in-flight requests."
     )
-    log_level: LogLevel = "info"
+    log_level: LogLevel = Field("info", description="Least severe log level written.")
 
     @field_validator("listen", "admin_listen")
     @classmethod

@@ -68,6 +68,22 @@ class GatewayMetrics:
             "m2mgate_jwks_fetches", "Key set fetches by issuer and result.",
             ["issuer", "result"], registry=r,
         )  # fmt: skip
+        self.config_reloads = Counter(
+            "m2mgate_config_reloads", "Config reloads by result: ok | invalid.",
+            ["result"], registry=r,
+        )  # fmt: skip
+        self.config_last_reload_successful = Gauge(
+            "m2mgate_config_last_reload_successful",
+            "1 when the last reload (or the start) applied its config; 0 after a refused one.",
+            registry=r,
+        )
+        self.config_last_reload_successful.set(1)
+        self.config_last_reload_timestamp = Gauge(
+            "m2mgate_config_last_reload_success_timestamp_seconds",
+            "When the config in use was applied (Unix time).",
+            registry=r,
+        )
+        self.config_last_reload_timestamp.set_to_current_time()
         self.in_flight = Gauge(
             "m2mgate_requests_in_flight", "Requests being handled now.", registry=r
         )

@@ -66,6 +66,10 @@ class UpstreamForwarder:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
 
+    @property
+    def is_closed(self) -> bool:
+        return self._session is None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

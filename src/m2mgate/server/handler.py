@@ -1,40 +1,29 @@
-"""The proxy request handler. It reads top to bottom: decide, forward, observe once."""
+"""The proxy request handler. It reads top to bottom: pin the config, decide, forward, observe
+once."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from m2mgate.decision import DecisionRecord, Gatekeeper
+from m2mgate.decision import DecisionRecord
 from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
-from m2mgate.proxy.forwarder import ForwardTiming, UpstreamForwarder
-from m2mgate.proxy.headers import (
-    ClientFacts,
-    ForwardRules,
-    choose_request_id,
-    upstream_request_headers,
-)
+from m2mgate.proxy.forwarder import ForwardTiming
+from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
 from m2mgate.request_path import split_target
 from m2mgate.server.responses import error_response, internal_error_response
+from m2mgate.server.runtime import Runtime
 
 _MAX_LOGGED_PATH = 512
 
 
 class ProxyHandler:
-    def __init__(
-        self,
-        gatekeeper: Gatekeeper,
-        forwarder: UpstreamForwarder,
-        rules: ForwardRules,
-        metrics: GatewayMetrics,
-        log: Any,
-    ) -> None:
-        self.gatekeeper = gatekeeper
-        self.forwarder = forwarder
-        self.rules = rules
+    def __init__(self, current: Callable[[], Runtime], metrics: GatewayMetrics, log: Any) -> None:
+        self._current = current  # the runtime of the newest config (reload swaps it)
         self.metrics = metrics
         self.log = log
 
@@ -45,35 +34,41 @@ class ProxyHandler:
         record = DecisionRecord()
         timing = ForwardTiming()
         status = 500
+        runtime = self._current()  # this request finishes under this config, whatever reloads
+        runtime.enter()
         self.metrics.in_flight.inc()
         try:
-            response = await self._handle(request, path, request_id, record, timing)
+            response = await self._handle(runtime, request, request_id, record, timing)
             status = response.status
             return response
         finally:
             self.metrics.in_flight.dec()
+            runtime.leave()
             self._observe(request, path, request_id, record, timing, status, started)
 
     async def _handle(
         self,
+        runtime: Runtime,
         request: web.BaseRequest,
-        path: str,
         request_id: str,
         record: DecisionRecord,
         timing: ForwardTiming,
     ) -> web.StreamResponse:
         try:
-            await self.gatekeeper.decide(
-                request.method, path, request.headers.getall("Authorization", ()), record
+            await runtime.gatekeeper.decide(
+                request.method,
+                request.raw_path,
+                request.headers.getall("Authorization", ()),
+                record,
             )
             headers = upstream_request_headers(
                 list(request.headers.items()),
-                self.rules,
+                runtime.settings.forward,
                 record.principal,
                 request_id,
                 ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
             )
-            return await self.forwarder.forward(request, headers, request_id, timing)
+            return await runtime.forwarder.forward(request, headers, request_id, timing)
         except UpstreamFailure as error:
             timing.failure = "timeout" if isinstance(error, GatewayTimeout) else "unavailable"
             timing.failure_detail = error.detail

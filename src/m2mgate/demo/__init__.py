@@ -1,0 +1,1 @@
+"""`m2mgate demo`: gateway + embedded issuer + echo upstream in one process."""
