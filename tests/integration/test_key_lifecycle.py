@@ -222,3 +222,53 @@ async def test_key_hygiene_in_a_served_set(make_gateway, jwks, rsa_signer):
         assert (await gw.get("/api/user/x", signer.sign(claims_for(jwks.issuer)))).status == 401
     (fetched,) = [e for e in gw.log_events() if e["event"] == "jwks_fetched"]
     assert len(fetched["skipped"]) == 3
+
+
+async def test_rfc8414_discovery_fallback_for_an_issuer_with_a_path(
+    make_gateway, aiohttp_server, rsa_signer, mint
+):
+    """No OIDC document: RFC 8414's /.well-known/oauth-authorization-server/<path> is used."""
+    from aiohttp import web
+
+    from tests.support.servers import JwksServer
+
+    keys = JwksServer()
+    keys.keys = [rsa_signer]
+    state: dict[str, str] = {}
+
+    async def metadata(_: web.Request) -> web.Response:
+        return web.json_response({"issuer": state["issuer"], "jwks_uri": state["jwks"]})
+
+    app = keys.app()
+    app.router.add_get("/.well-known/oauth-authorization-server/tenant-a", metadata)
+    running = await aiohttp_server(app)
+    base = str(running.make_url("")).rstrip("/")
+    keys.url = base
+    state.update(issuer=f"{base}/tenant-a", jwks=keys.jwks_uri)
+
+    def configure(config: dict[str, Any]) -> None:
+        config["issuers"][0].pop("jwks_uri")
+        config["issuers"][0]["issuer"] = state["issuer"]
+
+    gw = await make_gateway(configure)
+    token = rsa_signer.sign(claims_for(state["issuer"]))
+    assert (await gw.get("/api/user/x", token)).status == 200
+
+
+async def test_discovery_is_cached_and_refreshed_like_keys(make_gateway, jwks):
+    clock = FakeClock()
+    jwks.behaviour.max_age = 300
+    gw = await make_gateway(lambda c: c["issuers"][0].pop("jwks_uri"), clock=clock)
+    cache = gw.gateway.key_caches["local"]
+    assert (jwks.discovery_fetches, jwks.fetches) == (1, 1)
+    clock.now += 100
+    assert await cache.refresh()
+    assert (jwks.discovery_fetches, jwks.fetches) == (1, 2)  # the discovered URI is reused
+    clock.now += 600  # past the discovery document's TTL (no max-age: 600 s default)
+    assert await cache.refresh()
+    assert (jwks.discovery_fetches, jwks.fetches) == (2, 3)
+    jwks.behaviour.mode = "status500"
+    assert not await cache.refresh()
+    jwks.behaviour.mode = "ok"
+    assert await cache.refresh()
+    assert jwks.discovery_fetches == 3  # a failed key fetch re-runs discovery next time

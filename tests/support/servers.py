@@ -25,7 +25,8 @@ class JwksBehaviour:
 class JwksServer:
     """Serves /.well-known/jwks.json and discovery for `keys`; counts and signals fetches."""
 
-    def __init__(self) -> None:
+    def __init__(self, jwks_path: str = "/.well-known/jwks.json") -> None:
+        self.jwks_path = jwks_path  # providers publish keys at their own paths
         self.keys: list[SigningKey] = []
         self.behaviour = JwksBehaviour()
         self.fetches = 0
@@ -41,7 +42,7 @@ class JwksServer:
 
     @property
     def jwks_uri(self) -> str:
-        return f"{self.url}/.well-known/jwks.json"
+        return f"{self.url}{self.jwks_path}"
 
     def document(self) -> dict[str, Any]:
         return {"keys": [key.jwk() for key in self.keys] + self.behaviour.extra_keys}
@@ -97,7 +98,7 @@ class JwksServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/.well-known/jwks.json", self.handle_jwks)
+        app.router.add_get(self.jwks_path, self.handle_jwks)
         app.router.add_get("/.well-known/openid-configuration", self.handle_discovery)
         return app
 

@@ -86,11 +86,13 @@ class TokenTypeGuard:
 
     - `header_typ`: allowed JOSE header `typ` values, compared case-insensitively (RFC 7515
       §4.1.9 media types); None = not checked. RFC 9068 §2.1: `at+jwt`.
-    - `claims`: each (claim path, allowed values) must hold; e.g. Cognito `token_use: access`.
+    - `claims`: each (claim path, allowed values) must hold; e.g. Cognito `token_use: access`;
+    - `claims_when_present`: checked only if the claim is there; e.g. Entra `idtyp: app`.
     """
 
     header_typ: frozenset[str] | None = None
     claims: tuple[tuple[ClaimPath, frozenset[str]], ...] = ()
+    claims_when_present: tuple[tuple[ClaimPath, frozenset[str]], ...] = ()
 
 
 def check_token_type(
@@ -101,6 +103,13 @@ def check_token_type(
         if not isinstance(typ, str) or typ.lower() not in guard.header_typ:
             raise WrongTokenType("header typ is not an access token type")
     for path, allowed in guard.claims:
-        value = lookup_claim(claims, path)
-        if not isinstance(value, str) or value not in allowed:
-            raise WrongTokenType(f"claim {format_claim_path(path)} does not mark an access token")
+        _check_marker(claims, path, allowed)
+    for path, allowed in guard.claims_when_present:
+        if lookup_claim(claims, path) is not MISSING:
+            _check_marker(claims, path, allowed)
+
+
+def _check_marker(claims: Mapping[str, Any], path: ClaimPath, allowed: frozenset[str]) -> None:
+    value = lookup_claim(claims, path)
+    if not isinstance(value, str) or value not in allowed:
+        raise WrongTokenType(f"claim {format_claim_path(path)} does not mark an access token")

@@ -17,7 +17,16 @@ from typing import Any, Final
 from m2mgate.auth.principal import Principal
 from m2mgate.errors import InvalidClaim, MissingClaim
 
-ClaimPath = tuple[str, ...]
+
+@dataclass(frozen=True, slots=True)
+class ClaimRef:
+    """A path segment taken from another (top-level, string) claim: in `tenants.{dct}.roles`
+    the middle segment is the value of `dct` (Descope's current tenant)."""
+
+    name: str
+
+
+ClaimPath = tuple[str | ClaimRef, ...]
 
 
 class _Missing:
@@ -33,41 +42,72 @@ MISSING: Final = _Missing()
 def parse_claim_path(text: str) -> ClaimPath:
     """`realm_access.roles` -> ("realm_access", "roles").
 
-    `.` separates segments; `\\.` is a literal dot, for namespaced claims that are URLs
-    (`https://example\\.com/roles`). Raises ValueError on an empty segment or a stray backslash.
+    - `.` separates segments; `\\.` is a literal dot, for namespaced claims that are URLs
+      (`https://example\\.com/roles`);
+    - a whole segment in braces, `{dct}`, is the string value of that top-level claim.
+    Raises ValueError on an empty segment, a stray backslash or a malformed reference.
     """
-    segments: list[str] = []
+    segments: list[str | ClaimRef] = []
     current: list[str] = []
+    escaped_any = False
     characters = iter(text)
+
+    def close_segment() -> None:
+        raw = "".join(current)
+        if raw.startswith("{") and raw.endswith("}") and not escaped_any:
+            name = raw[1:-1]
+            if not name or "{" in name or "}" in name:
+                raise ValueError(f"claim path {text!r} has a malformed {{reference}}")
+            segments.append(ClaimRef(name))
+        elif not raw:
+            raise ValueError(f"claim path {text!r} has an empty segment")
+        else:
+            segments.append(raw)
+
     for character in characters:
         if character == "\\":
             escaped = next(characters, "")
             if escaped not in (".", "\\"):
                 raise ValueError("in a claim path, '\\' may only escape '.' or '\\'")
             current.append(escaped)
+            escaped_any = True
         elif character == ".":
-            segments.append("".join(current))
-            current = []
+            close_segment()
+            current, escaped_any = [], False
         else:
             current.append(character)
-    segments.append("".join(current))
-    if any(not segment for segment in segments):
-        raise ValueError(f"claim path {text!r} has an empty segment")
+    close_segment()
     return tuple(segments)
 
 
 def format_claim_path(path: ClaimPath) -> str:
-    return ".".join(segment.replace("\\", "\\\\").replace(".", "\\.") for segment in path)
+    return ".".join(
+        f"{{{segment.name}}}"
+        if isinstance(segment, ClaimRef)
+        else segment.replace("\\", "\\\\").replace(".", "\\.")
+        for segment in path
+    )
 
 
 def lookup_claim(claims: Mapping[str, Any], path: ClaimPath) -> Any:
     """The value at `path`, or MISSING. Only JSON objects are descended into (never a string
     or an array). The top level may be any mapping (a Principal's claims are read-only)."""
-    node: Any = claims.get(path[0], MISSING)
-    for segment in path[1:]:
-        if not isinstance(node, dict) or segment not in node:
+    node: Any = claims
+    for index, segment in enumerate(path):
+        if isinstance(segment, ClaimRef):
+            key = claims.get(segment.name)
+            if not isinstance(key, str):
+                return MISSING  # the referenced claim is absent or not a string
+        else:
+            key = segment
+        if index == 0:
+            node = claims.get(key, MISSING)
+            if node is MISSING:
+                return MISSING
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
             return MISSING
-        node = node[segment]
     return node
 
 

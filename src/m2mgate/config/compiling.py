@@ -6,19 +6,27 @@ the schema (every problem at once, each with its YAML path), compile.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m2mgate.auth.claims import parse_claim_path
+from m2mgate.auth.claim_checks import TokenTypeGuard
+from m2mgate.auth.claims import ClaimKind, ClaimLayout, ClaimPath, ClaimSource, parse_claim_path
 from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.errors import validate_model
 from m2mgate.config.loading import load_tree
-from m2mgate.config.schema import ConfigSchema, IssuerSchema, RequireSchema, RouteSchema
+from m2mgate.config.schema import (
+    ClaimSourceSchema,
+    ConfigSchema,
+    IssuerSchema,
+    RequireSchema,
+    RouteSchema,
+)
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
@@ -84,6 +92,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
             roles=config.forward.roles,
             issuer=config.forward.issuer,
             subject=config.forward.subject,
+            tenant=config.forward.tenant,
             claims=tuple(
                 (header, parse_claim_path(path)) for header, path in config.forward.claims.items()
             ),
@@ -97,8 +106,49 @@ def compile_settings(config: ConfigSchema) -> Settings:
     )
 
 
+def _layout(item: IssuerSchema) -> ClaimLayout:
+    """The preset's claim layout with the issuer's `claims:` replacements applied."""
+    layout = PRESETS[item.preset].layout
+    override = item.claims
+    if override is None:
+        return layout
+    changes: dict[str, Any] = {}
+    if override.client_id is not None:
+        changes["client_id"] = tuple(parse_claim_path(path) for path in override.client_id)
+    if override.scopes is not None:
+        changes["scopes"] = tuple(_source(source) for source in override.scopes)
+    if override.roles is not None:
+        changes["roles"] = tuple(_source(source) for source in override.roles)
+    if "tenant" in override.model_fields_set:  # `tenant: null` removes the preset's tenant
+        changes["tenant"] = parse_claim_path(override.tenant) if override.tenant else None
+    return dataclasses.replace(layout, **changes)
+
+
+def _source(source: ClaimSourceSchema) -> ClaimSource:
+    return ClaimSource(parse_claim_path(source.path), ClaimKind(source.type))
+
+
+def _guard(item: IssuerSchema) -> TokenTypeGuard:
+    """The preset's token-type guard, or the issuer's `token_type:` in its place."""
+    override = item.token_type
+    if override is None:
+        return PRESETS[item.preset].guard
+
+    def markers(rules: dict[str, list[str]]) -> tuple[tuple[ClaimPath, frozenset[str]], ...]:
+        return tuple((parse_claim_path(path), frozenset(values)) for path, values in rules.items())
+
+    return TokenTypeGuard(
+        header_typ=(
+            frozenset(value.lower() for value in override.header_typ)
+            if override.header_typ is not None
+            else None
+        ),
+        claims=markers(override.claims),
+        claims_when_present=markers(override.claims_when_present),
+    )
+
+
 def _issuer(item: IssuerSchema) -> IssuerSettings:
-    preset = PRESETS[item.preset]
     algorithms = frozenset(item.algorithms)
     ttl = TtlBounds(
         min_seconds=item.jwks.min_ttl_seconds,
@@ -112,8 +162,8 @@ def _issuer(item: IssuerSchema) -> IssuerSettings:
             audiences=frozenset(item.audiences),
             client_ids=frozenset(item.client_ids),
             algorithms=algorithms,
-            layout=preset.layout,
-            guard=preset.guard,
+            layout=_layout(item),
+            guard=_guard(item),
             leeway_seconds=item.leeway_seconds,
             max_token_lifetime_seconds=item.max_token_lifetime_seconds,
         ),

@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,7 +31,10 @@ SUPPORTED_ALGORITHMS = (
 Algorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
 ]
-PresetName = Literal["generic", "rfc9068"]
+PresetName = Literal[
+    "generic", "rfc9068", "auth0", "okta", "descope", "scalekit", "stytch", "keycloak", "entra",
+    "cognito",
+]  # fmt: skip
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -152,6 +156,61 @@ class JwksCacheSchema(Strict):
         return value
 
 
+def _claim_path(value: str) -> str:
+    parse_claim_path(value)
+    return value
+
+
+ClaimPathText = Annotated[str, AfterValidator(_claim_path)]
+
+
+def _source_shorthand(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+class ClaimSourceSchema(Strict):
+    path: ClaimPathText = Field(description="Claim path, e.g. scp or realm_access.roles.")
+    type: Literal["space_delimited", "array", "array_or_space_delimited"] = Field(
+        "array_or_space_delimited",
+        description="How the claim is written; anything else in the token is a 401.",
+    )
+
+
+ClaimSourceSpec = Annotated[ClaimSourceSchema, BeforeValidator(_source_shorthand)]
+
+
+class ClaimLayoutSchema(Strict):
+    """Replaces parts of the preset's claim layout; keys left out keep the preset's."""
+
+    client_id: list[ClaimPathText] | None = Field(
+        None, min_length=1, description="Client id claims, first present wins."
+    )
+    scopes: list[ClaimSourceSpec] | None = Field(
+        None, description="Scope claims (a string is a path read as string or array)."
+    )
+    roles: list[ClaimSourceSpec] | None = Field(
+        None, description="Role claims (a string is a path read as string or array)."
+    )
+    tenant: ClaimPathText | None = Field(None, description="Tenant claim (null: none).")
+
+
+MarkerValues = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
+class TokenTypeSchema(Strict):
+    """Replaces the preset's token-type guard entirely."""
+
+    header_typ: list[str] | None = Field(
+        None, description="Allowed JOSE header typ values (case-insensitive); null: not checked."
+    )
+    claims: dict[ClaimPathText, MarkerValues] = Field(
+        default_factory=dict, description="Claims that must be present with one of these values."
+    )
+    claims_when_present: dict[ClaimPathText, MarkerValues] = Field(
+        default_factory=dict, description="Claims checked only when the token has them."
+    )
+
+
 class IssuerSchema(Strict):
     name: str = Field(
         pattern=NAME_PATTERN, description="Used in logs, metrics and `require.issuers`."
@@ -169,6 +228,12 @@ class IssuerSchema(Strict):
     )
     preset: PresetName = Field(
         "generic", description="Claim layout: where the client id, scopes and roles live."
+    )
+    claims: ClaimLayoutSchema | None = Field(
+        None, description="Per-issuer replacement of parts of the preset's claim layout."
+    )
+    token_type: TokenTypeSchema | None = Field(
+        None, description="Per-issuer replacement of the preset's token-type guard."
     )
     leeway_seconds: Seconds = Field(
         30.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
@@ -244,12 +309,15 @@ class ForwardSchema(Strict):
     subject: HeaderName | None = Field(
         "X-Subject", description="Header for the token's sub (null: not sent)."
     )
+    tenant: HeaderName | None = Field(
+        None, description="Header for the preset's tenant claim (default: not sent)."
+    )
     claims: dict[str, str] = Field(
-        default_factory=dict, description="Extra header -> claim path, e.g. {X-Tenant: dct}."
+        default_factory=dict, description="Extra header -> claim path, e.g. {X-Org: org.id}."
     )
     authorization: EnvBool = Field(False, description="Pass the Authorization header upstream.")
 
-    @field_validator("client_id", "scopes", "roles", "issuer", "subject")
+    @field_validator("client_id", "scopes", "roles", "issuer", "subject", "tenant")
     @classmethod
     def _names(cls, value: str | None) -> str | None:
         return None if value is None else _header_name(value)
@@ -264,7 +332,10 @@ class ForwardSchema(Strict):
 
     @model_validator(mode="after")
     def _distinct_headers(self) -> ForwardSchema:
-        names = [self.client_id, self.scopes, self.roles, self.issuer, self.subject, *self.claims]
+        names = [
+            self.client_id, self.scopes, self.roles, self.issuer, self.subject, self.tenant,
+            *self.claims,
+        ]  # fmt: skip
         seen: set[str] = set()
         for name in names:
             if name is None:

@@ -55,6 +55,7 @@ class ForwardRules:
     roles: str | None
     issuer: str | None
     subject: str | None
+    tenant: str | None
     claims: tuple[tuple[str, ClaimPath], ...]
     pass_authorization: bool
     preserve_host: bool
@@ -62,7 +63,9 @@ class ForwardRules:
     always_dropped: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        configured = (self.client_id, self.scopes, self.roles, self.issuer, self.subject)
+        configured = (
+            self.client_id, self.scopes, self.roles, self.issuer, self.subject, self.tenant,
+        )  # fmt: skip
         names = {name.lower() for name in configured if name is not None}
         names.update(header.lower() for header, _ in self.claims)
         names |= DEFAULT_IDENTITY_HEADERS | HOP_BY_HOP | _GATEWAY_OWNED
@@ -104,6 +107,8 @@ def identity_headers(rules: ForwardRules, principal: Principal) -> Headers:
         headers.append((rules.issuer, encode_header_value(principal.issuer)))
     if rules.subject and principal.subject is not None:
         headers.append((rules.subject, encode_header_value(principal.subject)))
+    if rules.tenant and principal.tenant is not None:
+        headers.append((rules.tenant, encode_header_value(principal.tenant)))
     for header, path in rules.claims:
         value = lookup_claim(principal.claims, path)
         if value is not MISSING:

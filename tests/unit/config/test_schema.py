@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from m2mgate.auth.claims import ClaimKind
+from m2mgate.auth.claims import ClaimKind, ClaimRef
+from m2mgate.auth.presets import PRESETS
 from m2mgate.config.compiling import compile_settings, load_settings, validate_tree
 from m2mgate.config.loading import EnvText
 from m2mgate.errors import ConfigError
@@ -157,7 +158,7 @@ def test_every_problem_is_reported_at_once():
         (
             changed(issuers__0__preset="okta2"),
             "issuers[0].preset",
-            "must be one of 'generic' or 'rfc9068'",
+            "'okta', 'descope', 'scalekit', 'stytch', 'keycloak', 'entra' or 'cognito'",
         ),
         (changed(issuers__0__audiences=None), "issuers[0].audiences", "expected a list"),
         (changed(issuers__0__audiences=[""]), "issuers[0].audiences", "non-empty"),
@@ -268,3 +269,62 @@ def test_challenge_scopes_keep_config_order():
     tree = changed(routes__0__require={"scopes": ["b", "a"], "any_scopes": ["c", "a"]})
     requirement = compile_settings(validate_tree(tree)).routes.routes[0].requirement
     assert requirement.challenge_scopes == ("b", "a", "c")
+
+
+@pytest.mark.parametrize(
+    ("claims", "path", "fragment"),
+    [
+        (
+            {"roles": [{"path": "groups", "type": "list"}]},
+            "issuers[0].claims.roles[0].type",
+            "must be one of",
+        ),
+        ({"roles": [{"type": "array"}]}, "issuers[0].claims.roles[0].path", "required"),
+        ({"client_id": []}, "issuers[0].claims.client_id", "needs at least 1"),
+        ({"scopes": ["a..b"]}, "issuers[0].claims.scopes[0].path", "empty segment"),
+        ({"tenant": "{}"}, "issuers[0].claims.tenant", "malformed"),
+        (
+            {"groups": ["x"]},
+            "issuers[0].claims.groups",
+            "allowed: client_id, scopes, roles, tenant",
+        ),
+    ],
+)
+def test_claim_layout_override_problems(claims, path, fragment):
+    found = problems(changed(issuers__0__claims=claims))
+    assert fragment in found.get(path, ""), found
+
+
+def test_claim_layout_overrides_compile_over_the_preset():
+    tree = changed(
+        issuers__0__preset="keycloak",
+        issuers__0__claims={
+            "client_id": ["client_id", "azp"],
+            "roles": ["resource_access.api.roles", {"path": "realm_access.roles", "type": "array"}],
+            "tenant": "tenant.{org}",
+        },
+        issuers__0__token_type={"header_typ": ["JWT"], "claims_when_present": {"typ": ["Bearer"]}},
+    )
+    policy = compile_settings(validate_tree(tree)).issuers[0].policy
+    assert policy.layout.client_id == (("client_id",), ("azp",))
+    assert [(source.path, source.kind) for source in policy.layout.roles] == [
+        (("resource_access", "api", "roles"), ClaimKind.ARRAY_OR_SPACE_DELIMITED),
+        (("realm_access", "roles"), ClaimKind.ARRAY),
+    ]
+    assert policy.layout.scopes == PRESETS["keycloak"].layout.scopes  # not overridden: kept
+    assert policy.layout.tenant == ("tenant", ClaimRef("org"))
+    assert policy.guard.header_typ == frozenset({"jwt"})
+    assert policy.guard.claims == ()  # the override replaces the preset's guard entirely
+    assert policy.guard.claims_when_present == ((("typ",), frozenset({"Bearer"})),)
+
+
+def test_every_preset_compiles():
+    for name in PRESETS:
+        settings = compile_settings(validate_tree(changed(issuers__0__preset=name)))
+        assert settings.issuers[0].policy.layout is PRESETS[name].layout
+
+
+def test_tenant_header_is_off_by_default_and_collisions_are_refused():
+    assert compile_settings(validate_tree(changed())).forward.tenant is None
+    found = problems(changed(forward={"tenant": "X-Client-Id"}))
+    assert "used twice" in found["forward"]

@@ -21,6 +21,7 @@ RULES = ForwardRules(
     roles="X-Roles",
     issuer="X-Issuer",
     subject="X-Subject",
+    tenant=None,
     claims=(("X-Tenant-Id", ("tenant",)), ("X-Level", ("level",))),
     pass_authorization=False,
     preserve_host=False,
@@ -93,7 +94,8 @@ def test_spoofed_identity_never_reaches_upstream(with_principal):
 
 def test_renamed_header_still_strips_the_default_name():
     rules = ForwardRules(
-        client_id="X-Caller", scopes=None, roles=None, issuer=None, subject=None, claims=(),
+        client_id="X-Caller", scopes=None, roles=None, issuer=None, subject=None, tenant=None,
+        claims=(),
         pass_authorization=False, preserve_host=False,
     )  # fmt: skip
     headers = upstream_request_headers(
@@ -106,7 +108,7 @@ def test_renamed_header_still_strips_the_default_name():
 
 def test_authorization_and_host_pass_when_configured():
     rules = ForwardRules(
-        client_id=None, scopes=None, roles=None, issuer=None, subject=None, claims=(),
+        client_id=None, scopes=None, roles=None, issuer=None, subject=None, tenant=None, claims=(),
         pass_authorization=True, preserve_host=True,
     )  # fmt: skip
     headers = upstream_request_headers(
