@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--client-secret", help="visible in shell history: prefer the others")
     secret.add_argument("--client-secret-file", type=Path, help="file holding the secret")
     token.add_argument("--scope", help='space-separated scopes, e.g. "read:data admin"')
-    token.add_argument("--audience", help="audience / resource to request a token for")
+    token.add_argument("--audience", help="audience to request (the `audience` parameter)")
+    token.add_argument("--resource", help="resource indicator to request (RFC 8707 `resource`)")
     token.add_argument(
         "--auth-method",
         choices=("client_secret_basic", "client_secret_post"),
@@ -381,6 +382,7 @@ def _token(args: argparse.Namespace) -> int:
         client_secret=_client_secret(args),
         scope=args.scope,
         audience=args.audience,
+        resource=args.resource,
         auth_method=args.auth_method,
     )
     try:

@@ -33,7 +33,8 @@ class ClientCredentials:
     client_id: str
     client_secret: str
     scope: str | None = None
-    audience: str | None = None
+    audience: str | None = None  # Auth0-style `audience` parameter
+    resource: str | None = None  # RFC 8707 resource indicator
     auth_method: str = "client_secret_basic"  # or client_secret_post
 
 
@@ -92,6 +93,8 @@ async def request_token(
         form["scope"] = credentials.scope
     if credentials.audience is not None:
         form["audience"] = credentials.audience
+    if credentials.resource is not None:
+        form["resource"] = credentials.resource
     try:
         async with session.post(
             token_endpoint,
