@@ -272,3 +272,40 @@ async def test_discovery_is_cached_and_refreshed_like_keys(make_gateway, jwks):
     jwks.behaviour.mode = "ok"
     assert await cache.refresh()
     assert jwks.discovery_fetches == 3  # a failed key fetch re-runs discovery next time
+
+
+@pytest.mark.parametrize(
+    ("jwks_uri", "result"),
+    [
+        ("http://keys.attacker.example/jwks", "invalid_discovery"),  # plain http, not loopback
+        ("ftp://127.0.0.1/jwks", "invalid_discovery"),
+        (None, "invalid_discovery"),
+    ],
+)
+async def test_discovered_jwks_uri_obeys_the_https_rule(
+    make_gateway, aiohttp_server, jwks_uri, result
+):
+    from aiohttp import web
+
+    state: dict[str, str] = {}
+
+    async def metadata(_: web.Request) -> web.Response:
+        document: dict[str, Any] = {"issuer": state["issuer"]}
+        if jwks_uri is not None:
+            document["jwks_uri"] = jwks_uri
+        return web.json_response(document)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", metadata)
+    running = await aiohttp_server(app)
+    state["issuer"] = str(running.make_url("")).rstrip("/")
+
+    def configure(config: dict[str, Any]) -> None:
+        config["issuers"][0].pop("jwks_uri")
+        config["issuers"][0]["issuer"] = state["issuer"]
+
+    gw = await make_gateway(configure, wait_ready=False)
+    cache = gw.gateway.key_caches["local"]
+    await eventually(lambda: cache.status().last_result is not None)
+    assert cache.status().last_result == result
+    assert not cache.status().is_ready
