@@ -32,20 +32,15 @@ from m2mgate.keys.cache import KeyCache, KeyCacheStatus
 from m2mgate.keys.fetcher import new_session
 from m2mgate.keys.source import FetchedKeys, KeySource
 from m2mgate.observability.logging import build_logger
-from m2mgate.observability.metrics import GatewayMetrics
+from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
 from m2mgate.server.handler import ProxyHandler
+from m2mgate.server.protocol import ConnectionLimits, GatewayServer
 from m2mgate.server.runtime import Runtime
 
-# aiohttp server limits for the proxy listener (RFC 9112 leaves them to us). The token cap is
-# separate (`limits.max_token_bytes`) and checked before any parsing.
-_MAX_LINE_BYTES = 8190
-_MAX_FIELD_BYTES = 16384
-_MAX_HEADERS = 100
-_KEEPALIVE_SECONDS = 75.0
 _WATCH_INTERVAL_SECONDS = 1.0
-_RESTART_ONLY = ("listen", "admin_listen", "shutdown_grace_seconds", "log_level")
+_RESTART_ONLY = ("listen", "admin_listen", "listener", "shutdown_grace_seconds", "log_level")
 
 
 class Gateway:
@@ -81,6 +76,7 @@ class Gateway:
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self._proxy_runner: web.ServerRunner | None = None
+        self._proxy_server: GatewayServer | None = None
         self._admin_runner: web.AppRunner | None = None
 
     # --- wiring ---------------------------------------------------------------------------------
@@ -165,15 +161,25 @@ class Gateway:
         for name in self.key_caches:
             self._start_refresher(name)
         handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log)
-        server = web.Server(
+        limits = self.settings.listener
+        server = GatewayServer(
             handler,
+            limits=ConnectionLimits(
+                head_timeout_seconds=limits.head_timeout_seconds,
+                max_connections=limits.max_connections,
+                max_url_bytes=limits.max_url_bytes,
+            ),
+            on_http_error=self._http_error,
+            on_slow_client=lambda: self.metrics.client_errors.labels("slow_client").inc(),
+            on_connection_refused=lambda: self.metrics.client_errors.labels("over_capacity").inc(),
             access_log=None,  # one structured access event per request comes from the handler
             auto_decompress=False,  # a proxy passes request bodies through untouched
-            max_line_size=_MAX_LINE_BYTES,
-            max_field_size=_MAX_FIELD_BYTES,
-            max_headers=_MAX_HEADERS,
-            keepalive_timeout=_KEEPALIVE_SECONDS,
+            max_line_size=limits.max_url_bytes,
+            max_field_size=limits.max_header_bytes,
+            max_headers=limits.max_headers,
+            keepalive_timeout=limits.keepalive_timeout_seconds,
         )
+        self._proxy_server = server
         self._proxy_runner = web.ServerRunner(
             server, shutdown_timeout=self.settings.shutdown_grace_seconds
         )
@@ -194,6 +200,22 @@ class Gateway:
             routes=[route.name for route in self.settings.routes.routes],
             config=str(self.config_path) if self.config_path else None,
         )
+
+    def _http_error(self, status: int, exc: BaseException | None, request_id: str) -> None:
+        """A request the HTTP parser refused (the handler never ran): count and log it once.
+        The parser's message quotes request bytes, so only the exception's class is logged."""
+        self.metrics.requests.labels(NO_LABEL, "OTHER", str(status)).inc()
+        self.metrics.client_errors.labels("bad_http").inc()
+        self.log.info(
+            "http_error",
+            request_id=request_id,
+            status=status,
+            error=type(exc).__name__ if exc is not None else None,
+        )
+
+    @property
+    def open_connections(self) -> int:
+        return self._proxy_server.open_connections if self._proxy_server is not None else 0
 
     async def wait_ready(self, timeout_seconds: float) -> bool:
         """Wait until every issuer has had a usable key set (the first time)."""

@@ -19,9 +19,9 @@ from m2mgate.auth.principal import Principal
 from m2mgate.auth.trace import Trace, traced
 from m2mgate.auth.verifier import KeyProvider, TokenVerifier
 from m2mgate.config.compiling import Settings
-from m2mgate.errors import GatewayError, Reason, RouteNotFound
+from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteNotFound
 from m2mgate.request_path import normalize_request_path, split_target
-from m2mgate.routing import Route, RouteTable
+from m2mgate.routing import CaseConfusion, Route, RouteTable
 
 
 @dataclass(slots=True)
@@ -100,7 +100,10 @@ class Gatekeeper:
         record.reason = Reason.OK
 
     def _route(self, method: str, path: str) -> Route:
-        route = self.routes.match(method, path)
+        try:
+            route = self.routes.match(method, path)
+        except CaseConfusion as confusion:
+            raise InvalidPath(str(confusion)) from None
         if route is None:
             raise RouteNotFound()
         return route

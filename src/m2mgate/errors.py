@@ -27,6 +27,8 @@ query and a test all speak of one thing.
     ├── InsufficientScope            403 insufficient_scope (scope, role, claim or issuer rule)
     ├── RouteNotFound                404 not_found          (default deny)
     ├── KeysUnavailable              503 temporarily_unavailable + Retry-After
+    ├── RequestTooLarge              413 request_too_large  (limits.max_body_bytes)
+    ├── ClientTimeout                408 request_timeout    (the client stalled its body)
     └── UpstreamFailure
         ├── BadGateway                   502 bad_gateway
         └── GatewayTimeout               504 gateway_timeout
@@ -66,6 +68,8 @@ class Reason(StrEnum):
     INSUFFICIENT_SCOPE = "insufficient_scope"
     KEYS_UNAVAILABLE = "keys_unavailable"
     NO_ROUTE = "no_route"
+    BODY_TOO_LARGE = "body_too_large"
+    CLIENT_TIMEOUT = "client_timeout"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"
 
@@ -211,6 +215,23 @@ class RouteNotFound(GatewayError):
     error = "not_found"
     description = "No route matches this request."
     reason = Reason.NO_ROUTE
+
+
+# --- after the decision: the request body -------------------------------------------------------
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    error = "request_too_large"
+    description = "The request body is too large."
+    reason = Reason.BODY_TOO_LARGE
+
+
+class ClientTimeout(GatewayError):
+    status = 408
+    error = "request_timeout"
+    description = "The request body did not arrive in time."
+    reason = Reason.CLIENT_TIMEOUT
 
 
 # --- 5xx ----------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ byte-for-byte path the client sent, and the path matched is that path percent-de
 - the request-target must be origin-form (RFC 9112 §3.2.1), starting with `/`;
 - only RFC 3986 pchar characters, and no `;` (path parameters);
 - percent-escapes must be valid; they may not encode `/`, `\\`, NUL or any control character,
-  and the decoded path must be UTF-8;
+  nor another escape (`%252e` is `%2e` after one decoding: an upstream or a second proxy that
+  decodes twice would see `.`), and the decoded path must be UTF-8;
 - no empty segment (`//`) except a trailing slash, and no `.` or `..` segment, encoded or not.
 Once those are refused, decoding every escape is safe (no escape can create a segment boundary),
 so `/api/%61dmin` matches the `/api/admin` route, as the upstream will read it. Matching is
@@ -28,6 +29,7 @@ from m2mgate.errors import InvalidPath
 _ALLOWED = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@/%]*")
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FORBIDDEN_DECODED = re.compile(rb"[\x00-\x1f\x7f/\\]")
+_ESCAPE_AFTER_DECODING = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -63,6 +65,8 @@ def _decode_segment(raw_segment: str) -> str:
     data = unquote_to_bytes(raw_segment)
     if _FORBIDDEN_DECODED.search(data):
         raise InvalidPath("escape encodes '/', '\\' or a control character")
+    if _ESCAPE_AFTER_DECODING.search(data):
+        raise InvalidPath("double-encoded escape")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,5 +1,11 @@
 """The route table: (method, decoded path) -> the first route that matches, else None (deny).
 
+Letter case: routes match case-sensitively, but a path that would match a *different* route if
+case were ignored is refused (`CaseConfusion`). Threat: many upstreams compare paths
+case-insensitively (Express by default, ASP.NET, IIS): with `/api/admin/**` protected and a
+public catch-all after it, `/API/admin` would pass the gateway as public and be served as admin.
+Refusing the ambiguous request is safe for case-sensitive and case-insensitive upstreams alike.
+
 Patterns, compiled once into anchored regular expressions:
 - a literal segment matches itself (compared with the percent-decoded request path);
 - `*` matches exactly one non-empty segment;
@@ -17,13 +23,21 @@ from m2mgate.auth.policy import Requirement
 _BAD_LITERAL = re.compile(r"[\x00-\x1f\x7f%?#;\\*]")
 
 
+class CaseConfusion(ValueError):
+    """The path matches a different route when letter case is ignored."""
+
+
 @dataclass(frozen=True, slots=True)
 class PathPattern:
     text: str
     regex: re.Pattern[str]
+    folded: re.Pattern[str]  # the same pattern, ignoring letter case
 
     def matches(self, path: str) -> bool:
         return self.regex.fullmatch(path) is not None
+
+    def matches_ignoring_case(self, path: str) -> bool:
+        return self.folded.fullmatch(path) is not None
 
 
 def compile_pattern(text: str) -> PathPattern:
@@ -52,7 +66,9 @@ def compile_pattern(text: str) -> PathPattern:
             )
         parts.append("/" + re.escape(segment))
     regex = "".join(parts) + ("(?:/.*)?" if any_depth else "")
-    return PathPattern(text, re.compile(regex or "/", re.DOTALL))
+    return PathPattern(
+        text, re.compile(regex or "/", re.DOTALL), re.compile(regex or "/", re.DOTALL | re.I)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +89,36 @@ class Route:
 class RouteTable:
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self.routes = routes
+        # Fast path: with all-lowercase patterns, a lowercase path cannot be case-confused.
+        self._lowercase_patterns = all(r.pattern.text == r.pattern.text.lower() for r in routes)
 
     def match(self, method: str, path: str) -> Route | None:
+        """The first matching route, or None; CaseConfusion when ignoring letter case would
+        pick another route."""
+        exact = self._first(method, path)
+        if self._lowercase_patterns and path == path.lower():
+            return exact
+        folded = next(
+            (
+                r
+                for r in self.routes
+                if _allows(r, method) and r.pattern.matches_ignoring_case(path)
+            ),
+            None,
+        )
+        if folded is not exact:
+            raise CaseConfusion(
+                f"path matches route {folded.name if folded else None!r} ignoring case, "
+                f"{exact.name if exact else None!r} otherwise"
+            )
+        return exact
+
+    def _first(self, method: str, path: str) -> Route | None:
         for route in self.routes:
             if route.matches(method, path):
                 return route
         return None
+
+
+def _allows(route: Route, method: str) -> bool:
+    return route.methods is None or method in route.methods

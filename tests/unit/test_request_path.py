@@ -17,6 +17,8 @@ from m2mgate.request_path import normalize_request_path, split_target
         ("/a/...", "/a/..."),
         ("/a/.hidden", "/a/.hidden"),
         ("/a/b%3Bc", "/a/b;c"),  # an encoded ';' is data, not a path parameter
+        ("/100%25", "/100%"),  # an encoded '%' is fine when no escape results
+        ("/100%25done", "/100%done"),
         ("/a:b@c!$&'()*+,=", "/a:b@c!$&'()*+,="),
     ],
 )
@@ -53,6 +55,9 @@ def test_accepted_paths(raw, decoded):
         "/api/%",
         "/api/%ff",  # not UTF-8
         "/api/admin\u00e9",  # raw non-ASCII
+        "/public/%252e%252e/api/admin",  # double-encoded dot segment
+        "/api/%2561dmin",  # double-encoded letter
+        "/api%252fadmin",  # double-encoded slash
         "/api/ad min",
         '/api/"x"',
         "/api/<x>",

@@ -82,3 +82,24 @@ def test_first_match_wins_and_methods_filter():
     assert table.match("GET", "/public").is_public
     assert table.match("GET", "/other") is None  # default deny
     assert table.match("get", "/api/admin/x").name == "api"  # methods are case-sensitive
+
+
+def test_case_confusion_is_refused():
+    from m2mgate.routing import CaseConfusion
+
+    table = RouteTable((route("admin", "/api/admin/**"), route("public", "/**", public=True)))
+    assert table.match("GET", "/api/admin/x").name == "admin"
+    assert table.match("GET", "/docs/Readme").name == "public"  # no other route fits: fine
+    for path in ("/API/admin", "/api/ADMIN/x", "/Api/Admin"):
+        with pytest.raises(CaseConfusion):
+            table.match("GET", path)  # would be public here, admin upstream if case-blind
+
+
+def test_mixed_case_routes_are_matched_exactly():
+    from m2mgate.routing import CaseConfusion
+
+    table = RouteTable((route("docs", "/Docs/**"), route("api", "/api/**")))
+    assert table.match("GET", "/Docs/x").name == "docs"
+    with pytest.raises(CaseConfusion):
+        table.match("GET", "/docs/x")
+    assert table.match("GET", "/api/x").name == "api"

@@ -7,6 +7,7 @@ the schema (every problem at once, each with its YAML path), compile.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from m2mgate.config.schema import (
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
-from m2mgate.proxy.forwarder import UpstreamSettings
+from m2mgate.proxy.forwarder import BodyLimits, UpstreamSettings
 from m2mgate.proxy.headers import ForwardRules
 from m2mgate.routing import Route, RouteTable, compile_pattern
 
@@ -43,6 +44,18 @@ class IssuerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """How the proxy listener treats clients at the HTTP level (applied at start)."""
+
+    max_header_bytes: int
+    max_headers: int
+    max_url_bytes: int
+    head_timeout_seconds: float
+    keepalive_timeout_seconds: float
+    max_connections: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     listen: ListenAddress
     admin_listen: ListenAddress
@@ -51,6 +64,8 @@ class Settings:
     forward: ForwardRules
     routes: RouteTable
     max_token_bytes: int
+    listener: ListenerLimits
+    body_limits: BodyLimits
     shutdown_grace_seconds: float
     log_level: str
 
@@ -98,9 +113,25 @@ def compile_settings(config: ConfigSchema) -> Settings:
             ),
             pass_authorization=config.forward.authorization,
             preserve_host=config.upstream.preserve_host,
+            trusted_proxies=tuple(
+                ipaddress.ip_network(value, strict=False)
+                for value in config.forward.trusted_proxies
+            ),
         ),
         routes=RouteTable(tuple(_route(item) for item in config.routes)),
         max_token_bytes=config.limits.max_token_bytes,
+        listener=ListenerLimits(
+            max_header_bytes=config.limits.max_header_bytes,
+            max_headers=config.limits.max_headers,
+            max_url_bytes=config.limits.max_url_bytes,
+            head_timeout_seconds=config.limits.head_timeout_seconds,
+            keepalive_timeout_seconds=config.limits.keepalive_timeout_seconds,
+            max_connections=config.limits.max_connections,
+        ),
+        body_limits=BodyLimits(
+            max_bytes=config.limits.max_body_bytes or None,
+            idle_timeout_seconds=config.limits.body_idle_timeout_seconds,
+        ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,
         log_level=config.log_level,
     )

@@ -7,6 +7,7 @@ finds both. `m2mgate schema` prints the JSON Schema generated from these models.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -316,6 +317,21 @@ class ForwardSchema(Strict):
         default_factory=dict, description="Extra header -> claim path, e.g. {X-Org: org.id}."
     )
     authorization: EnvBool = Field(False, description="Pass the Authorization header upstream.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of proxies in front of the gateway. When set, only these peers may "
+        "supply X-Forwarded-For/Proto/Host; from anyone else they are replaced.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+        return values
 
     @field_validator("client_id", "scopes", "roles", "issuer", "subject", "tenant")
     @classmethod
@@ -452,6 +468,39 @@ class LimitsSchema(Strict):
     max_token_bytes: EnvInt = Field(
         8192, ge=512, le=65536, description="Authorization header size cap, checked before parsing."
     )
+    max_header_bytes: EnvInt = Field(
+        16384, ge=1024, le=1024 * 1024, description="Longest header field line (else 431)."
+    )
+    max_headers: EnvInt = Field(100, ge=10, le=1000, description="Most header fields (else 431).")
+    max_url_bytes: EnvInt = Field(
+        8190, ge=256, le=1024 * 1024, description="Longest request line (else 414)."
+    )
+    max_body_bytes: EnvInt | None = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Largest request body forwarded (else 413); null: no limit.",
+    )
+    head_timeout_seconds: Seconds = Field(
+        10.0, gt=0, le=600, description="A request head must arrive within this (slowloris)."
+    )
+    body_idle_timeout_seconds: Seconds = Field(
+        30.0, gt=0, le=3600, description="Longest pause while a client sends its body (else 408)."
+    )
+    keepalive_timeout_seconds: Seconds = Field(
+        75.0, gt=0, le=3600, description="Idle keep-alive connections are closed after this."
+    )
+    max_connections: EnvInt = Field(
+        10000, ge=1, le=1_000_000, description="Concurrent client connections; more are closed."
+    )
+
+    @model_validator(mode="after")
+    def _token_fits_in_a_header(self) -> LimitsSchema:
+        if self.max_header_bytes < self.max_token_bytes + len("Authorization: Bearer "):
+            raise ValueError(
+                "max_header_bytes must exceed max_token_bytes (plus the header name), so an "
+                "oversized token gets a 401 invalid_token rather than a parser error"
+            )
+        return self
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -475,7 +524,9 @@ class ConfigSchema(Strict):
     routes: list[RouteSchema] = Field(
         min_length=1, description="First match wins; no match -> 404 (default deny)."
     )
-    limits: LimitsSchema = Field(default_factory=LimitsSchema, description="Request size limits.")
+    limits: LimitsSchema = Field(
+        default_factory=LimitsSchema, description="Request size limits and client timeouts."
+    )
     shutdown_grace_seconds: Seconds = Field(
         20.0, ge=0, le=600, description="How long SIGTERM waits for in-flight requests."
     )
@@ -497,6 +548,17 @@ class ConfigSchema(Strict):
     @classmethod
     def _unique_routes(cls, routes: list[RouteSchema]) -> list[RouteSchema]:
         _reject_duplicates("name", [item.name for item in routes], "routes")
+        # Two patterns that differ only in letter case would make every request to either one
+        # case-confused (see routing.py): refuse the config instead.
+        seen: dict[str, int] = {}
+        for index, route in enumerate(routes):
+            folded = route.path.lower()
+            if folded in seen and routes[seen[folded]].path != route.path:
+                raise ValueError(
+                    f"routes[{seen[folded]}].path and routes[{index}].path differ only in "
+                    "letter case; requests to them could not be routed unambiguously"
+                )
+            seen.setdefault(folded, index)
         return routes
 
 

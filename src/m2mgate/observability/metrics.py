@@ -64,6 +64,11 @@ class GatewayMetrics:
             "m2mgate_upstream_errors", "Upstream failures: unavailable, timeout, aborted.",
             ["route", "kind"], registry=r,
         )  # fmt: skip
+        self.client_errors = Counter(
+            "m2mgate_client_errors", "Connections and requests refused before any routing: "
+            "bad_http (the parser refused it), slow_client (head deadline), over_capacity.",
+            ["kind"], registry=r,
+        )  # fmt: skip
         self.jwks_fetches = Counter(
             "m2mgate_jwks_fetches", "Key set fetches by issuer and result.",
             ["issuer", "result"], registry=r,

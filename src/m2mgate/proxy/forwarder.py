@@ -9,7 +9,9 @@ is aborted instead, so a truncated body can never pass for a complete one.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -17,7 +19,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from m2mgate.errors import BadGateway, GatewayTimeout
+from m2mgate.errors import (
+    BadGateway,
+    ClientTimeout,
+    GatewayError,
+    GatewayTimeout,
+    RequestTooLarge,
+)
 from m2mgate.proxy.headers import Headers, downstream_response_headers
 
 CHUNK_BYTES = 64 * 1024
@@ -31,6 +39,12 @@ class UpstreamSettings:
     max_connections: int
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    max_bytes: int | None  # None: no limit
+    idle_timeout_seconds: float
+
+
 @dataclass(slots=True)
 class ForwardTiming:
     """Filled while forwarding, read by the access log and metrics even when forwarding fails."""
@@ -40,6 +54,7 @@ class ForwardTiming:
     failure: str | None = None
     failure_detail: str | None = None
     client_gone: bool = False  # the client left mid-response (not the upstream's fault)
+    body_error: GatewayError | None = None  # the client's body broke a limit mid-stream
 
 
 class UpstreamForwarder:
@@ -76,25 +91,35 @@ class UpstreamForwarder:
             self._session = None
 
     async def forward(
-        self, request: web.BaseRequest, headers: Headers, request_id: str, timing: ForwardTiming
+        self,
+        request: web.BaseRequest,
+        headers: Headers,
+        request_id: str,
+        timing: ForwardTiming,
+        limits: BodyLimits,
     ) -> web.StreamResponse:
         if self._session is None:
             raise RuntimeError("forwarder not started")
+        declared = request.content_length
+        if limits.max_bytes is not None and declared is not None and declared > limits.max_bytes:
+            raise RequestTooLarge(f"Content-Length {declared} > {limits.max_bytes}")
         started = time.perf_counter()
         await _send_continue_if_expected(request)
+        body = _limited_body(request, limits, timing) if request.body_exists else None
         try:
             upstream = await self._session.request(
                 request.method,
                 # raw_path: the exact bytes the client sent, path and query (never re-quoted).
                 URL(self._base + request.raw_path, encoded=True),
                 headers=CIMultiDict(headers),
-                data=request.content if request.body_exists else None,
+                data=body,
                 allow_redirects=False,
             )
         except TimeoutError:
-            raise GatewayTimeout("upstream did not answer in time") from None
+            raise timing.body_error or GatewayTimeout("upstream did not answer in time") from None
         except (aiohttp.ClientError, OSError) as error:
-            raise BadGateway(f"{type(error).__name__}: {error}") from None
+            # A body limit breaks the upstream request from inside; report that, not a 502.
+            raise timing.body_error or BadGateway(f"{type(error).__name__}: {error}") from None
         try:
             return await self._relay(request, upstream, request_id, timing)
         finally:
@@ -131,6 +156,30 @@ class UpstreamForwarder:
             return response
         await response.write_eof()
         return response
+
+
+async def _limited_body(
+    request: web.BaseRequest, limits: BodyLimits, timing: ForwardTiming
+) -> AsyncIterator[bytes]:
+    """The request body, streamed, within the size limit and the idle timeout.
+
+    Threats: an endless chunked upload (no Content-Length to check up front), and a client that
+    trickles its body to hold an upstream connection open.
+    """
+    received = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(request.content.readany(), limits.idle_timeout_seconds)
+        except TimeoutError:
+            timing.body_error = ClientTimeout("the request body stalled")
+            raise timing.body_error from None
+        if not chunk:
+            return
+        received += len(chunk)
+        if limits.max_bytes is not None and received > limits.max_bytes:
+            timing.body_error = RequestTooLarge(f"body over {limits.max_bytes} bytes")
+            raise timing.body_error
+        yield chunk
 
 
 async def _send_continue_if_expected(request: web.BaseRequest) -> None:

@@ -15,6 +15,7 @@ Lists: `X-Scopes` space-separated, `X-Roles` comma-separated, items encoded one 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
@@ -59,6 +60,7 @@ class ForwardRules:
     claims: tuple[tuple[str, ClaimPath], ...]
     pass_authorization: bool
     preserve_host: bool
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # Computed once: every header name stripped from every incoming request.
     always_dropped: frozenset[str] = field(init=False, repr=False)
 
@@ -74,6 +76,16 @@ class ForwardRules:
         if not self.preserve_host:
             names.add("host")
         object.__setattr__(self, "always_dropped", frozenset(names))
+
+    def trusts(self, address: str | None) -> bool:
+        """Is this peer a proxy whose X-Forwarded-* headers may be believed?"""
+        if address is None:
+            return False
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(peer in network for network in self.trusted_proxies)
 
 
 def encode_header_value(text: str) -> str:
@@ -151,23 +163,45 @@ def upstream_request_headers(
     listed = connection_listed(incoming)
     drop = rules.always_dropped | listed if listed else rules.always_dropped
     headers: Headers = []
-    forwarded_for: list[str] = []
+    forwarded: dict[str, list[str]] = {}
     for name, value in incoming:
         lowered = name.lower()
-        if lowered == "x-forwarded-for":
-            forwarded_for.append(value)
+        if lowered.startswith("x-forwarded-"):
+            forwarded.setdefault(lowered, []).append(value)
         if lowered not in drop:
             headers.append((name, value))
     if principal is not None:
         headers.extend(identity_headers(rules, principal))
     headers.append(("X-Request-Id", request_id))
+    headers.extend(forwarded_headers(rules, client, forwarded))
+    return headers
+
+
+def forwarded_headers(
+    rules: ForwardRules, client: ClientFacts, incoming: dict[str, list[str]]
+) -> Headers:
+    """X-Forwarded-For/Proto/Host, per the trust settings.
+
+    - No `trusted_proxies` configured: the client's X-Forwarded-For chain is kept and the peer
+      appended (the CONTRACT's default); Proto and Host are the gateway's own view. Only the
+      last hop, added here, can be trusted by the upstream.
+    - `trusted_proxies` configured: a trusted peer's chain is kept and its Proto/Host believed
+      (it terminated TLS, it saw the original Host); from any other peer they are replaced.
+      Threat: a client forging X-Forwarded-For to slip past an IP allowlist upstream.
+    """
+    trusted = rules.trusts(client.address)
+    keep_chain = trusted or not rules.trusted_proxies
+    chain = list(incoming.get("x-forwarded-for", ())) if keep_chain else []
     if client.address:
-        forwarded_for.append(client.address)
-    if forwarded_for:
-        headers.append(("X-Forwarded-For", ", ".join(forwarded_for)))
-    headers.append(("X-Forwarded-Proto", client.scheme))
-    if client.host:
-        headers.append(("X-Forwarded-Host", client.host))
+        chain.append(client.address)
+    headers: Headers = []
+    if chain:
+        headers.append(("X-Forwarded-For", ", ".join(chain)))
+    proto = incoming.get("x-forwarded-proto", [client.scheme])[-1] if trusted else client.scheme
+    headers.append(("X-Forwarded-Proto", proto))
+    host = incoming.get("x-forwarded-host", [client.host or ""])[-1] if trusted else client.host
+    if host:
+        headers.append(("X-Forwarded-Host", host))
     return headers
 
 

@@ -68,7 +68,9 @@ class ProxyHandler:
                 request_id,
                 ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
             )
-            return await runtime.forwarder.forward(request, headers, request_id, timing)
+            return await runtime.forwarder.forward(
+                request, headers, request_id, timing, runtime.settings.body_limits
+            )
         except UpstreamFailure as error:
             timing.failure = "timeout" if isinstance(error, GatewayTimeout) else "unavailable"
             timing.failure_detail = error.detail
