@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,55 @@ def test_cli_schema_is_json_schema():
     schema = json.loads(result.stdout)
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"upstream", "issuers", "routes"}
+
+
+async def test_sigterm_lets_a_two_second_request_finish_and_refuses_new_ones(
+    tmp_path, jwks, upstream, mint
+):
+    config: dict[str, Any] = base_config(jwks, upstream)
+    port, admin_port = free_port(), free_port()
+    config.update(listen=f"127.0.0.1:{port}", admin_listen=f"127.0.0.1:{admin_port}")
+    config["shutdown_grace_seconds"] = 6
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "m2mgate", "run", "--config", str(path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {mint()}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{admin_port}/readyz") as ready:
+                        if ready.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+
+            async def slow() -> tuple[int, float]:
+                started = time.monotonic()
+                async with http.get(
+                    url + "/api/user/x?behaviour=sleep&seconds=2", headers=headers
+                ) as r:
+                    await r.read()
+                    return r.status, time.monotonic() - started
+
+            in_flight = asyncio.create_task(slow())
+            await asyncio.sleep(0.3)  # the request is in the gateway, waiting on the upstream
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            with pytest.raises(ConnectionRefusedError):  # no new connections while draining
+                await asyncio.open_connection("127.0.0.1", port)
+            status, elapsed = await asyncio.wait_for(in_flight, 10)
+            assert status == 200 and elapsed >= 2
+        await asyncio.wait_for(process.wait(), 10)
+        exited_after = time.monotonic() - signalled
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0
+    assert exited_after < config["shutdown_grace_seconds"]

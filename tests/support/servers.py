@@ -114,6 +114,8 @@ class EchoUpstream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         behaviour = request.query.get("behaviour")
+        if behaviour == "sleep":
+            await asyncio.sleep(float(request.query.get("seconds", "1")))
         if behaviour == "hang":
             self.entered.set()
             await self.release.wait()
