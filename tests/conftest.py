@@ -5,17 +5,24 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import settings
 
 from m2mgate.app import Gateway
 from m2mgate.config.compiling import compile_settings, validate_tree
 from tests.support.servers import EchoUpstream, JwksServer
 from tests.support.tokens import SigningKey, claims_for, ec_key, rsa_key
+
+# Hypothesis: a bounded profile for CI (the default) and the long run behind scripts/fuzz.
+settings.register_profile("ci", max_examples=150, print_blob=True)
+settings.register_profile("fuzz", max_examples=50_000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
