@@ -1,7 +1,7 @@
 """The upstream forwarder: the request path's only network I/O towards the API.
 
-One pooled `aiohttp.ClientSession` per upstream with keep-alive. Bodies stream both ways in
-chunks; neither side is ever buffered whole. aiohttp client errors are translated here, once:
+A keep-alive pool of lean HTTP/1.1 connections (http1_client.py) per upstream. Bodies stream
+both ways; neither side is ever buffered whole. Failures arrive as the gateway's own errors:
 connect failures -> BadGateway (502), timeouts -> GatewayTimeout (504). Once the response head
 has been sent to the client, a failure can no longer become a JSON error: the client connection
 is aborted instead, so a truncated body can never pass for a complete one.
@@ -14,21 +14,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
 
-from m2mgate.errors import (
-    BadGateway,
-    ClientTimeout,
-    GatewayError,
-    GatewayTimeout,
-    RequestTooLarge,
-)
+from m2mgate.errors import ClientTimeout, GatewayError, RequestTooLarge, UpstreamFailure
 from m2mgate.proxy.headers import Headers, downstream_response_headers
-
-CHUNK_BYTES = 64 * 1024
+from m2mgate.proxy.http1_client import Response, UpstreamPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,35 +51,35 @@ class ForwardTiming:
 class UpstreamForwarder:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
-        self._base = settings.url.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
+        url = URL(settings.url)
+        if url.host is None or url.port is None:
+            raise ValueError(f"upstream url {settings.url!r} has no host or port")
+        self._host, self._port, self._tls = url.host, url.port, url.scheme == "https"
+        self._pool: UpstreamPool | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=self.settings.max_connections, limit_per_host=0, ttl_dns_cache=10
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self.settings.connect_timeout_seconds,
-                # Bounds the wait for the response head and every later body read.
-                sock_read=self.settings.timeout_seconds,
-            ),
-            auto_decompress=False,  # pass bodies through byte for byte
-            cookie_jar=aiohttp.DummyCookieJar(),  # never keep upstream cookies across clients
-            trust_env=False,
-            # aiohttp would otherwise add headers the client never sent.
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        self._pool = UpstreamPool(
+            self._host,
+            self._port,
+            connect_timeout=self.settings.connect_timeout_seconds,
+            # Bounds the wait for the response head and every later body read.
+            timeout=self.settings.timeout_seconds,
+            max_connections=self.settings.max_connections,
+            tls=self._tls,
         )
 
     @property
+    def pool(self) -> UpstreamPool | None:
+        return self._pool
+
+    @property
     def is_closed(self) -> bool:
-        return self._session is None
+        return self._pool is None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def forward(
         self,
@@ -98,7 +89,7 @@ class UpstreamForwarder:
         timing: ForwardTiming,
         limits: BodyLimits,
     ) -> web.StreamResponse:
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("forwarder not started")
         declared = request.content_length
         if limits.max_bytes is not None and declared is not None and declared > limits.max_bytes:
@@ -106,20 +97,8 @@ class UpstreamForwarder:
         started = time.perf_counter()
         await _send_continue_if_expected(request)
         body = _limited_body(request, limits, timing) if request.body_exists else None
-        try:
-            upstream = await self._session.request(
-                request.method,
-                # raw_path: the exact bytes the client sent, path and query (never re-quoted).
-                URL(self._base + request.raw_path, encoded=True),
-                headers=CIMultiDict(headers),
-                data=body,
-                allow_redirects=False,
-            )
-        except TimeoutError:
-            raise timing.body_error or GatewayTimeout("upstream did not answer in time") from None
-        except (aiohttp.ClientError, OSError) as error:
-            # A body limit breaks the upstream request from inside; report that, not a 502.
-            raise timing.body_error or BadGateway(f"{type(error).__name__}: {error}") from None
+        # raw_path: the exact bytes the client sent, path and query (never re-quoted).
+        upstream = await self._pool.request(request.method, request.raw_path, headers, body)
         try:
             return await self._relay(request, upstream, request_id, timing)
         finally:
@@ -129,31 +108,33 @@ class UpstreamForwarder:
     async def _relay(
         self,
         request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
+        upstream: Response,
         request_id: str,
         timing: ForwardTiming,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for name, value in downstream_response_headers(list(upstream.headers.items()), request_id):
+        response = web.StreamResponse(status=upstream.status)
+        for name, value in downstream_response_headers(upstream.headers, request_id):
             response.headers.add(name, value)
         await response.prepare(request)
-        try:
-            async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):
-                try:
-                    await response.write(chunk)
-                except (ConnectionError, OSError):
-                    timing.client_gone = True
-                    upstream.close()  # mid-body: this upstream connection cannot be reused
-                    return response
-        except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            # The upstream failed mid-body. The status line is already out, so the only honest
-            # signal left is to cut the client connection: a truncated body must never look
-            # complete (a chunked terminator or a short-but-closed Content-Length would).
-            timing.failure = "aborted"
-            upstream.close()
-            timing.failure_detail = type(error).__name__
-            _abort(request)
-            return response
+        while True:
+            try:
+                chunk = await upstream.read()
+            except UpstreamFailure as error:
+                # The upstream failed mid-body. The status line is already out, so the only
+                # honest signal left is to cut the client connection: a truncated body must
+                # never look complete (a chunked terminator or a short-but-closed
+                # Content-Length would).
+                timing.failure = "aborted"
+                timing.failure_detail = error.detail
+                _abort(request)
+                return response
+            if not chunk:
+                break
+            try:
+                await response.write(chunk)
+            except (ConnectionError, OSError):
+                timing.client_gone = True  # release() closes the upstream side: body unread
+                return response
         await response.write_eof()
         return response
 

@@ -1,0 +1,506 @@
+"""A lean HTTP/1.1 client for the one upstream: keep-alive pool over asyncio protocols.
+
+Why not `aiohttp.ClientSession`: on the request path it cost about two thirds of every proxied
+request (bench/RESULTS.md). This client does only what a reverse proxy needs and leaves HTTP
+parsing to llhttp (via `httptools`, the binding uvicorn uses), never to hand-written code:
+
+- requests: the head is written in one call; a body streams with its `Content-Length`, or
+  chunked when the client sent none; the writer honours transport back-pressure;
+- responses: llhttp frames them (Content-Length, chunked, read-until-close); 1xx interim
+  responses are skipped; HEAD, 204 and 304 have no body whatever their headers say; the body
+  streams with back-pressure (reading pauses while the client is slower than the upstream);
+- the pool: LIFO idle connections (the freshest is the likeliest alive), at most
+  `max_connections` in use; a connection returns to the pool only after a complete exchange
+  that both sides agreed to keep alive, and with nothing unread;
+- stale connections: an idle pooled connection the upstream closed at the same moment we reused
+  it fails before any response byte. Such a request is retried once, on a new connection, only
+  when that is safe: an idempotent method (RFC 9110 §9.2.2) with no request body. A
+  non-idempotent request is never replayed: the upstream may have acted on it.
+
+Every failure is raised as the gateway's own UpstreamFailure (BadGateway / GatewayTimeout);
+httptools' errors are translated here, the only module that imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httptools
+
+from m2mgate.errors import BadGateway, GatewayError, GatewayTimeout
+
+Headers = list[tuple[str, str]]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_PAUSE_ABOVE = 256 * 1024  # buffered response bytes before reading from the upstream pauses
+_IDLE_SECONDS = 30.0  # a pooled connection idle longer than this is closed, not reused
+
+
+class StaleConnection(BadGateway):
+    """The connection failed before any response byte: safe to retry when idempotent."""
+
+
+class Exchange:
+    """One request/response on one connection; fed by the connection's parser callbacks."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_conn",
+        "_done",
+        "_error",
+        "_framed",
+        "_head",
+        "_head_only",
+        "_interim",
+        "_parser",
+        "_received",
+        "_waiter",
+        "headers",
+        "keep_alive",
+        "no_reuse",
+        "status",
+    )  # fmt: skip
+
+    def __init__(self, conn: _Connection, head_only: bool) -> None:
+        self._conn = conn
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self.status = 0
+        self.headers: Headers = []
+        self.keep_alive = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._done = False
+        self._error: GatewayError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._head = False
+        self._interim = False
+        self._framed = False  # Content-Length or chunked: the end is not the connection's close
+        self._received = False
+        self.no_reuse = False  # set when the exchange ended out of step (early response, ...)
+
+    # --- parser callbacks (httptools calls these from feed_data) ---
+
+    def on_message_begin(self) -> None:
+        if self._head and not self._interim:
+            # A second final response to one request: the connection is out of step. Raising
+            # stops the parser; feed() drops the connection.
+            raise _Unsolicited
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered == b"content-length" or (
+            lowered == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
+            self._framed = True
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # RFC 9110 §15.2: interim responses are dropped; the final response follows.
+            self._interim = True
+            self.headers = []
+            self._framed = False
+            return
+        self.status = status
+        self._head = True
+        if self._head_only or status in (204, 304):
+            # RFC 9112 §6.3: no body, whatever Content-Length says. The parser would wait for
+            # one; the exchange ends here and the parser is discarded with it.
+            self._finish(self._parser.should_keep_alive())
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._done:
+            return
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _PAUSE_ABOVE:
+            self._conn.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if not self._done:
+            self._finish(self._parser.should_keep_alive())
+            self._wake()
+
+    # --- fed by the connection ---
+
+    def feed(self, data: bytes) -> None:
+        self._received = True
+        if self._done:
+            # Bytes after a complete response: the connection is out of step; never reuse it.
+            self.no_reuse = True
+            self._conn.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            # Includes a callback's _Unsolicited (httptools wraps it). Never quote the bytes.
+            self.no_reuse = True
+            self._fail(BadGateway(f"invalid upstream response: {type(error).__name__}"))
+            self._conn.close()
+
+    def lost(self, exc: BaseException | None) -> None:
+        if self._done:
+            return
+        if self._head and not self._framed:
+            self._finish(False)  # read-until-close framing: the close *is* the end (RFC 9112 §6.3)
+        elif not self._received:
+            self._fail(StaleConnection("upstream closed the connection before responding"))
+        else:
+            detail = type(exc).__name__ if exc is not None else "closed"
+            self._fail(BadGateway(f"upstream connection lost mid-response: {detail}"))
+        self._wake()
+
+    def _finish(self, keep_alive: bool) -> None:
+        self._done = True
+        self.keep_alive = keep_alive
+
+    def _fail(self, error: GatewayError) -> None:
+        if self._error is None and not self._done:
+            self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- read by the forwarder ---
+
+    @property
+    def complete(self) -> bool:
+        return self._done and not self._chunks
+
+    async def _wait(self, seconds: float, what: str) -> None:
+        # One timer callback, not asyncio.timeout(): this runs once or twice per request.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        if waiter.result() is _TIMED_OUT:
+            raise GatewayTimeout(f"upstream {what} took longer than {seconds:g}s")
+
+    async def read_head(self, seconds: float) -> None:
+        while not self._head:
+            if self._error is not None:
+                raise self._error
+            await self._wait(seconds, "response head")
+
+    async def read(self, seconds: float) -> bytes:
+        """The next body bytes (everything buffered, joined); b"" at the end."""
+        while not self._chunks:
+            if self._done:
+                return b""
+            if self._error is not None:
+                raise self._error
+            await self._wait(seconds, "response body read")
+        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks.clear()
+        if self._buffered > _PAUSE_ABOVE:
+            self._conn.resume_reading()
+        self._buffered = 0
+        return data
+
+
+class _Unsolicited(Exception):
+    pass
+
+
+_TIMED_OUT: Any = object()
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("_drain", "_paused", "closed", "exchange", "idle_since", "transport")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.exchange: Exchange | None = None
+        self.idle_since = 0.0
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None:
+            self.close()  # bytes nobody asked for: the connection can no longer be trusted
+            return
+        self.exchange.feed(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self.exchange is not None:
+            self.exchange.lost(exc)
+        self._release_drain()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._release_drain()
+
+    def _release_drain(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise BadGateway("upstream connection closed while sending the request")
+        if self._paused:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+            if self.closed:
+                raise BadGateway("upstream connection closed while sending the request")
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            raise BadGateway("upstream connection closed while sending the request")
+        self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections to one `host:port`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        max_connections: int,
+        tls: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        # https upstreams: the system trust store and hostname checks, as any client.
+        self._ssl = ssl.create_default_context() if tls else None
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        self.host_header = name if port == (443 if tls else 80) else f"{name}:{port}"
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(max_connections)
+        self._closed = False
+        self.opened = 0  # connections ever opened (tests assert reuse and no leaks)
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: AsyncIterator[bytes] | None,
+    ) -> Response:
+        """Send the request and return once the response head has arrived."""
+        await self._slots.acquire()
+        try:
+            conn, reused = await self._connection()
+            try:
+                exchange = await self._send(conn, method, target, headers, body)
+            except StaleConnection:
+                if not (reused and body is None and method in _IDEMPOTENT):
+                    raise
+                conn, _ = await self._connection(fresh=True)
+                exchange = await self._send(conn, method, target, headers, None)
+        except BaseException:
+            self._slots.release()
+            raise
+        return Response(self, conn, exchange)
+
+    async def _connection(self, fresh: bool = False) -> tuple[_Connection, bool]:
+        if self._closed:
+            raise BadGateway("upstream pool closed")
+        now = time.monotonic()
+        while self._idle and not fresh:
+            conn = self._idle.pop()
+            if not conn.closed and now - conn.idle_since < _IDLE_SECONDS:
+                return conn, True
+            conn.close()
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(_Connection, self.host, self.port, ssl=self._ssl),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise GatewayTimeout(
+                f"connecting to the upstream took longer than {self.connect_timeout:g}s"
+            ) from None
+        except OSError as error:
+            raise BadGateway(f"cannot connect to the upstream: {type(error).__name__}") from None
+        self.opened += 1
+        return conn, False
+
+    async def _send(
+        self,
+        conn: _Connection,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: AsyncIterator[bytes] | None,
+    ) -> Exchange:
+        try:
+            return await self._exchange(conn, method, target, headers, body)
+        except BaseException:
+            conn.close()  # failed or cancelled mid-exchange: never back to the pool
+            raise
+
+    async def _exchange(
+        self,
+        conn: _Connection,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: AsyncIterator[bytes] | None,
+    ) -> Exchange:
+        exchange = conn.exchange = Exchange(conn, head_only=method == "HEAD")
+        has_length = has_host = False
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered == "host":
+                has_host = True
+            lines.append(f"{name}: {value}\r\n")
+        if not has_host:
+            lines.append(f"Host: {self.host_header}\r\n")
+        chunked = body is not None and not has_length
+        if chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        lines.append("\r\n")
+        # Header values arrive as aiohttp decoded them (UTF-8, surrogateescape): the same
+        # encoding gives back the client's exact bytes.
+        conn.write("".join(lines).encode("utf-8", "surrogateescape"))
+        if body is None:
+            await exchange.read_head(self.timeout)
+            return exchange
+        sender = asyncio.ensure_future(_send_body(conn, body, chunked))
+        try:
+            await _first_of(sender, exchange, self.timeout)
+        except BaseException:
+            sender.cancel()
+            raise
+        if not sender.done():
+            # The upstream answered before taking the whole body (an early 413, say): let the
+            # body finish in the background, but this connection is not reused.
+            exchange.no_reuse = True
+            sender.add_done_callback(_ignore_result)
+        elif sender.exception() is not None:
+            raise sender.exception()  # type: ignore[misc]
+        return exchange
+
+    def _release(self, conn: _Connection, reusable: bool) -> None:
+        conn.exchange = None
+        if reusable and not conn.closed and not self._closed:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            conn.close()
+        self._slots.release()
+
+
+async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+    async for chunk in body:
+        if conn.closed:
+            return  # the exchange ended (early response, failure): nobody reads the rest
+        if not chunk:
+            continue
+        if chunked:
+            conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            conn.write(chunk)
+        await conn.drain()
+    if chunked:
+        conn.write(b"0\r\n\r\n")
+
+
+async def _first_of(sender: asyncio.Future[None], exchange: Exchange, seconds: float) -> None:
+    """Wait for the response head; a failing body sender ends the wait with its error."""
+    head = asyncio.ensure_future(exchange.read_head(seconds))
+    try:
+        await asyncio.wait((sender, head), return_when=asyncio.FIRST_COMPLETED)
+        if not head.done():
+            if sender.exception() is not None:
+                raise sender.exception()  # type: ignore[misc]
+            await head  # the body is sent: wait for the head as usual
+        head.result()
+    finally:
+        if not head.done():
+            head.cancel()
+
+
+def _ignore_result(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class Response:
+    """The response head, and its body to stream; release() must be called once done."""
+
+    __slots__ = ("_conn", "_exchange", "_pool", "_released", "headers", "status")
+
+    def __init__(self, pool: UpstreamPool, conn: _Connection, exchange: Exchange) -> None:
+        self._pool, self._conn, self._exchange = pool, conn, exchange
+        self.status = exchange.status
+        self.headers = exchange.headers
+        self._released = False
+
+    async def read(self) -> bytes:
+        return await self._exchange.read(self._pool.timeout)
+
+    def release(self) -> None:
+        """Back to the pool if the exchange completed cleanly and may be kept alive; closed
+        otherwise (a body left unread, an error, `Connection: close`)."""
+        if self._released:
+            return
+        self._released = True
+        exchange = self._exchange
+        reusable = exchange.complete and exchange.keep_alive and not exchange.no_reuse
+        self._pool._release(self._conn, reusable)
