@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import IssuerSettings, Settings, load_settings
 from m2mgate.decision import Gatekeeper, build_gatekeeper
@@ -64,13 +65,11 @@ class Gateway:
         self.key_caches: dict[str, KeyCache] = {}
         self._issuer_settings: dict[str, IssuerSettings] = {}
         self._refreshers: dict[str, asyncio.Task[None]] = {}
-        self._runtime = Runtime(
-            settings,
-            build_gatekeeper(settings, self._keys_for, wall_clock),
-            self._forwarder(settings),
-        )
+        self.token_cache_stats = TokenCacheStats()
+        self._runtime = Runtime(settings, self._gatekeeper(settings), self._forwarder(settings))
         self._reconcile_key_caches(settings)
         self.metrics.watch_key_caches(self.key_statuses)
+        self.metrics.watch_token_cache(self.token_cache_stats, self._token_cache_size)
         self._ready = asyncio.Event()
         self._draining = False
         self._reload_lock = asyncio.Lock()
@@ -96,6 +95,22 @@ class Gateway:
         if self._jwks_session is None:
             raise RuntimeError("gateway not started")
         return self._jwks_session
+
+    def _gatekeeper(self, settings: Settings) -> Gatekeeper:
+        """A fresh token cache with every config: entries built under an old issuer policy
+        (audiences, allowlist, claim layout) must never answer for the new one."""
+        cache = VerifiedTokenCache(
+            settings.token_cache_entries, self._key_is_current, self.token_cache_stats
+        )
+        return build_gatekeeper(settings, self._keys_for, self._wall_clock, cache)
+
+    def _key_is_current(self, issuer_name: str, key: VerificationKey) -> bool:
+        cache = self.key_caches.get(issuer_name)
+        return cache is not None and cache.holds(key)
+
+    def _token_cache_size(self) -> int:
+        cache = self._runtime.gatekeeper.verifier.cache
+        return len(cache) if cache is not None else 0
 
     async def _keys_for(
         self, issuer_name: str, kid: str | None, algorithm: str
@@ -276,9 +291,7 @@ class Gateway:
             forwarder = self._forwarder(settings)
             await forwarder.start()
         self._reconcile_key_caches(settings)
-        self._runtime = Runtime(
-            settings, build_gatekeeper(settings, self._keys_for, self._wall_clock), forwarder
-        )
+        self._runtime = Runtime(settings, self._gatekeeper(settings), forwarder)
         old.retire()
         if forwarder is not old.forwarder:
             self._spawn(self._close_when_drained(old))

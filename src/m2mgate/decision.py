@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from m2mgate.auth.bearer import extract_bearer_token
 from m2mgate.auth.policy import authorize
 from m2mgate.auth.principal import Principal
+from m2mgate.auth.token_cache import VerifiedTokenCache
 from m2mgate.auth.trace import Trace, traced
 from m2mgate.auth.verifier import KeyProvider, TokenVerifier
 from m2mgate.config.compiling import Settings
@@ -40,11 +41,18 @@ class DecisionRecord:
 
 
 def build_gatekeeper(
-    settings: Settings, keys: KeyProvider, wall_clock: Callable[[], float] = time.time
+    settings: Settings,
+    keys: KeyProvider,
+    wall_clock: Callable[[], float] = time.time,
+    token_cache: VerifiedTokenCache | None = None,
 ) -> Gatekeeper:
-    """The decision stack for a config: the gateway and `m2mgate explain` both build it here."""
+    """The decision stack for a config: the gateway and `m2mgate explain` both build it here.
+    `token_cache` must be new for each config (see auth/token_cache.py)."""
     verifier = TokenVerifier(
-        {issuer.policy.issuer: issuer.policy for issuer in settings.issuers}, keys, wall_clock
+        {issuer.policy.issuer: issuer.policy for issuer in settings.issuers},
+        keys,
+        wall_clock,
+        token_cache,
     )
     return Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
 

@@ -309,3 +309,46 @@ async def test_discovered_jwks_uri_obeys_the_https_rule(
     await eventually(lambda: cache.status().last_result is not None)
     assert cache.status().last_result == result
     assert not cache.status().is_ready
+
+
+async def test_cached_tokens_stop_passing_when_their_key_leaves_the_jwks(
+    make_gateway, jwks, mint, rsa_signer, spare_rsa_signer
+):
+    """Threat: the verified-token cache keeping a revoked or rotated-out key alive."""
+    clock = FakeClock()
+    gw = await make_gateway(clock=clock)
+    old = mint()
+    for _ in range(3):
+        assert (await gw.get("/api/user/x", old)).status == 200
+    text = await gw.metrics_text()
+    assert metric(text, "m2mgate_token_cache_lookups_total", result="hit") == 2
+    assert metric(text, "m2mgate_token_cache_entries") == 1
+    jwks.keys[:] = [spare_rsa_signer]  # the IdP drops rsa-1 (compromised, say)
+    clock.now += 31
+    assert (await gw.get("/api/user/x", mint(signer=spare_rsa_signer))).status == 200  # refetch
+    response = await gw.get("/api/user/x", old)
+    assert response.status == 401  # at once, not when the cache entry ages out
+    assert jwks.fetches == 2
+
+
+async def test_cached_tokens_fail_closed_with_stale_keys(make_gateway, jwks, mint):
+    clock = FakeClock()
+    gw = await make_gateway(
+        lambda c: c["issuers"][0].update(jwks={"max_stale_seconds": 3600}), clock=clock
+    )
+    token = mint()
+    assert (await gw.get("/api/user/x", token)).status == 200
+    jwks.behaviour.mode = "status500"
+    clock.now += 600 + 3601  # TTL over and beyond max staleness
+    assert not await gw.gateway.key_caches["local"].refresh()
+    assert (await gw.get("/api/user/x", token)).status == 503  # the cache does not paper over it
+
+
+async def test_token_cache_can_be_turned_off(make_gateway, mint):
+    gw = await make_gateway(lambda c: c.setdefault("limits", {}).update(token_cache_entries=0))
+    token = mint()
+    for _ in range(3):
+        assert (await gw.get("/api/user/x", token)).status == 200
+    text = await gw.metrics_text()
+    assert metric(text, "m2mgate_token_cache_lookups_total", result="hit") == 0
+    assert metric(text, "m2mgate_token_cache_entries") == 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from m2mgate.auth.claim_checks import TokenTypeGuard, check_audience, check_times, check_token_type
 from m2mgate.auth.claims import ClaimLayout, build_principal, read_client_id
 from m2mgate.auth.principal import Principal
+from m2mgate.auth.token_cache import VerifiedTokenCache
 from m2mgate.auth.token_parsing import UnverifiedToken, parse_token
 from m2mgate.auth.trace import Trace, traced
 from m2mgate.errors import (
@@ -53,27 +54,37 @@ class TokenVerifier:
         issuers: Mapping[str, IssuerPolicy],
         keys: KeyProvider,
         clock: Callable[[], float] = time.time,
+        cache: VerifiedTokenCache | None = None,
     ) -> None:
         self._issuers = dict(issuers)  # keyed by the exact `iss` string
         self._keys = keys
         self._clock = clock
+        self.cache = cache
 
     async def verify(self, token: str, trace: Trace | None = None) -> Principal:
+        cache = self.cache if trace is None else None  # explain shows every step: no cache
+        if cache is not None:
+            cached = cache.get(token, self._clock())
+            if cached is not None:
+                return cached
         unverified = traced(trace, "parse", parse_token, token)
         issuer = traced(trace, "issuer", self.issuer_of, unverified)
         try:
             client_id = self.check_claims(unverified, issuer, trace)
-            await self.check_signature(unverified, issuer, trace)
+            key = await self.check_signature(unverified, issuer, trace)
         except GatewayError as error:
             error.issuer_name = issuer.name  # for metrics and logs: the *claimed* issuer
             raise
-        return build_principal(
+        principal = build_principal(
             unverified.claims,
             issuer.layout,
             issuer_name=issuer.name,
             issuer=issuer.issuer,
             client_id=client_id,
         )
+        if cache is not None:
+            cache.put(token, principal, key)
+        return principal
 
     def issuer_of(self, token: UnverifiedToken) -> IssuerPolicy:
         iss = token.claims.get("iss")
@@ -106,7 +117,8 @@ class TokenVerifier:
 
     async def check_signature(
         self, token: UnverifiedToken, issuer: IssuerPolicy, trace: Trace | None = None
-    ) -> None:
+    ) -> VerificationKey:
+        """The key that verified the token's signature."""
         try:
             candidates = await self._keys(issuer.name, token.key_id, token.algorithm)
         except GatewayError as error:
@@ -115,7 +127,7 @@ class TokenVerifier:
             raise
         if trace is not None:
             trace.passed("key", candidates)
-        traced(trace, "signature", verify_with_candidates, token, candidates)
+        return traced(trace, "signature", verify_with_candidates, token, candidates)
 
 
 def check_algorithm(token: UnverifiedToken, issuer: IssuerPolicy) -> None:

@@ -64,6 +64,7 @@ class Settings:
     forward: ForwardRules
     routes: RouteTable
     max_token_bytes: int
+    token_cache_entries: int
     listener: ListenerLimits
     body_limits: BodyLimits
     shutdown_grace_seconds: float
@@ -120,6 +121,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
         ),
         routes=RouteTable(tuple(_route(item) for item in config.routes)),
         max_token_bytes=config.limits.max_token_bytes,
+        token_cache_entries=config.limits.token_cache_entries,
         listener=ListenerLimits(
             max_header_bytes=config.limits.max_header_bytes,
             max_headers=config.limits.max_headers,

@@ -492,6 +492,13 @@ class LimitsSchema(Strict):
     max_connections: EnvInt = Field(
         10000, ge=1, le=1_000_000, description="Concurrent client connections; more are closed."
     )
+    token_cache_entries: EnvInt = Field(
+        10000,
+        ge=0,
+        le=1_000_000,
+        description="Verified tokens remembered (LRU) so a repeat token skips the signature "
+        "check; an entry never outlives the token's exp or its key. 0: off.",
+    )
 
     @model_validator(mode="after")
     def _token_fits_in_a_header(self) -> LimitsSchema:

@@ -18,10 +18,11 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from m2mgate import __version__
+from m2mgate.auth.token_cache import TokenCacheStats
 from m2mgate.keys.cache import KeyCacheStatus
 
 # `*_created` series double the exposition and no dashboard or alert of ours reads them.
@@ -100,6 +101,32 @@ class GatewayMetrics:
     def watch_key_caches(self, statuses: Callable[[], Iterable[KeyCacheStatus]]) -> None:
         """Export key cache state read at scrape time (never a stale copy)."""
         self.registry.register(_KeyCacheCollector(statuses))
+
+    def watch_token_cache(self, stats: TokenCacheStats, entries: Callable[[], int]) -> None:
+        """The verified-token cache counts plain ints on the hot path; exported at scrape."""
+        self.registry.register(_TokenCacheCollector(stats, entries))
+
+
+class _TokenCacheCollector(Collector):
+    def __init__(self, stats: TokenCacheStats, entries: Callable[[], int]) -> None:
+        self._stats = stats
+        self._entries = entries
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        lookups = CounterMetricFamily(
+            "m2mgate_token_cache_lookups",
+            "Verified-token cache lookups: hit (signature check skipped) or miss.",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], self._stats.hits)
+        lookups.add_metric(["miss"], self._stats.misses)
+        evictions = CounterMetricFamily(
+            "m2mgate_token_cache_evictions", "Entries dropped because the cache was full."
+        )
+        evictions.add_metric([], self._stats.evictions)
+        size = GaugeMetricFamily("m2mgate_token_cache_entries", "Tokens in the cache now.")
+        size.add_metric([], self._entries())
+        yield from (lookups, evictions, size)
 
 
 class _KeyCacheCollector(Collector):

@@ -225,3 +225,23 @@ async def test_background_loop_refreshes_and_recovers(rsa_signer, clock):
         await cache.run(sleep=fake_sleep)
     assert recorder.results == ["network_error", "network_error", "ok", "ok"]
     assert slept == [1, 2, pytest.approx(420), pytest.approx(420)]  # 600 s TTL x (0.8 - 0.1 jitter)
+
+
+async def test_holds_only_the_exact_usable_keys(rsa_signer, spare_rsa_signer, clock):
+    """What the verified-token cache asks on every hit."""
+    source = ScriptedSource(rsa_signer)
+    cache, _ = make_cache(source, clock)
+    await cache.refresh()
+    (key,) = await cache.keys_for("rsa-1", "RS256")
+    assert cache.holds(key)
+    source.signers = [spare_rsa_signer]  # rotated: rsa-1 left the JWKS
+    await cache.refresh()
+    assert not cache.holds(key)
+    source.signers = [rsa_signer]  # back, but as a new key object from a new fetch
+    await cache.refresh()
+    assert not cache.holds(key)  # identity, not equality: entries re-verify after each fetch
+    (fresh,) = await cache.keys_for("rsa-1", "RS256")
+    assert cache.holds(fresh)
+    source.failure = FetchFailed("status", "500")
+    clock.now += 600 + 3600 + 1  # expiry + max_stale: too stale to trust
+    assert not cache.holds(fresh)
