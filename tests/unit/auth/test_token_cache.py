@@ -106,7 +106,7 @@ async def test_the_verifier_checks_a_repeat_token_once(world, rsa_signer):
 
 
 async def test_the_verifier_never_caches_failures(world, rsa_signer):
-    verifier, keys, clock, _, tokens = world
+    verifier, _keys, clock, _, tokens = world
     good = rsa_signer.sign(claims_for(ISSUER, iat=clock.now, exp=clock.now + 300))
     forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     for _ in range(2):
