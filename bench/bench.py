@@ -69,6 +69,7 @@ class World:
     jwks_port: int = field(default_factory=free_port)
     issuer: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
+    log_level: str = "info"  # info: the access log is on (the production default)
 
     def build(self) -> None:
         self.issuer = f"http://127.0.0.1:{self.jwks_port}"
@@ -126,6 +127,7 @@ http {{
 """
 
 M2MGATE_CONFIG = """
+log_level: {log_level}
 listen: 127.0.0.1:{port}
 admin_listen: 127.0.0.1:{admin_port}
 upstream:
@@ -266,6 +268,7 @@ class Target:
         world, values = self.world, dict(
             port=self.port, admin_port=self.admin_port, upstream_port=self.world.upstream_port,
             jwks_port=self.world.jwks_port, issuer=self.world.issuer, audience=AUDIENCE,
+            log_level=self.world.log_level,
         )  # fmt: skip
         if self.name == "envoy":
             path = world.work / "envoy.yaml"
@@ -283,7 +286,10 @@ class Target:
         cpus = "0,1" if self.name == "m2mgate-2w" else PROXY_CPU
         self.process = subprocess.Popen(
             ["taskset", "-c", cpus, *self.command()],
-            stdout=subprocess.DEVNULL,  # the access log is written (production default), unread
+            # The access log is written (production default); kept only with BENCH_KEEP_LOGS.
+            stdout=open(self.world.work / f"{self.name}.log", "wb")  # noqa: SIM115
+            if os.environ.get("BENCH_KEEP_LOGS")
+            else subprocess.DEVNULL,
             stderr=open(self.world.work / f"{self.name}.err", "wb"),  # noqa: SIM115
         )
         self.pid = self.process.pid
@@ -456,6 +462,12 @@ def main() -> int:
     parser.add_argument("--targets", default="direct,envoy,m2mgate")
     parser.add_argument("--scenarios", default="small,get-1m,post-1m")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--m2mgate-log-level",
+        default="info",
+        choices=["info", "warning"],
+        help="what-if only: 'warning' turns m2mgate's access log off (not a fair comparison)",
+    )
     args = parser.parse_args()
     if not 1 <= args.duration <= 120 or not 0 <= args.warmup <= 60 or not 1 <= args.runs <= 5:
         parser.error("bounded runs only: --duration 1..120, --warmup 0..60, --runs 1..5")
@@ -464,7 +476,7 @@ def main() -> int:
     scenarios = args.scenarios.split(",")
     work = Path(tempfile.mkdtemp(prefix="m2mgate-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user when started as root
-    world = World(work)
+    world = World(work, log_level=args.m2mgate_log_level)
     world.build()
     (work / "nginx.conf").write_text(NGINX.format(work=work, upstream_port=world.upstream_port,
                                                   jwks_port=world.jwks_port))  # fmt: skip
@@ -498,7 +510,10 @@ def main() -> int:
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
-    shutil.rmtree(work, ignore_errors=True)
+    if not os.environ.get("BENCH_KEEP_LOGS"):
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"logs kept in {work}")
     return 0
 
 

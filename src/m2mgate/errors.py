@@ -29,6 +29,7 @@ query and a test all speak of one thing.
     ├── KeysUnavailable              503 temporarily_unavailable + Retry-After
     ├── RequestTooLarge              413 request_too_large  (limits.max_body_bytes)
     ├── ClientTimeout                408 request_timeout    (the client stalled its body)
+    ├── ClientClosedRequest          499 client_closed      (the client left mid-body; logged only)
     └── UpstreamFailure
         ├── BadGateway                   502 bad_gateway
         └── GatewayTimeout               504 gateway_timeout
@@ -70,6 +71,7 @@ class Reason(StrEnum):
     NO_ROUTE = "no_route"
     BODY_TOO_LARGE = "body_too_large"
     CLIENT_TIMEOUT = "client_timeout"
+    CLIENT_GONE = "client_gone"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"
 
@@ -232,6 +234,16 @@ class ClientTimeout(GatewayError):
     error = "request_timeout"
     description = "The request body did not arrive in time."
     reason = Reason.CLIENT_TIMEOUT
+
+
+class ClientClosedRequest(GatewayError):
+    """The client's connection failed while it sent its body. Nobody reads the answer; the
+    status (nginx's 499) is for the access log and metrics, not a bug (never a 500)."""
+
+    status = 499
+    error = "client_closed_request"
+    description = "The client closed the connection."
+    reason = Reason.CLIENT_GONE
 
 
 # --- 5xx ----------------------------------------------------------------------------------------

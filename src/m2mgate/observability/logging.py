@@ -51,11 +51,19 @@ def _redact(value: Any) -> Any:
     return value
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def redact_tokens(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     for key, value in list(event_dict.items()):
         if key.lower() in _SENSITIVE_KEYS:
             event_dict[key] = REDACTED
-        else:
+        elif type(value) is str:
+            # One request event per request passes here: strings (the common case) are
+            # scanned once and only written back when something was redacted.
+            if _SUSPECT.search(value):
+                event_dict[key] = redact_text(value)
+        elif not isinstance(value, _PLAIN):
             event_dict[key] = _redact(value)
     return event_dict
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from aiohttp import web
 from yarl import URL
 
-from m2mgate.errors import ClientTimeout, GatewayError, RequestTooLarge, UpstreamFailure
+from m2mgate.errors import (
+    ClientClosedRequest,
+    ClientTimeout,
+    GatewayError,
+    RequestTooLarge,
+    UpstreamFailure,
+)
 from m2mgate.proxy.headers import Headers, downstream_response_headers
 from m2mgate.proxy.http1_client import Response, UpstreamPool
 
@@ -115,27 +121,28 @@ class UpstreamForwarder:
         response = web.StreamResponse(status=upstream.status)
         for name, value in downstream_response_headers(upstream.headers, request_id):
             response.headers.add(name, value)
-        await response.prepare(request)
-        while True:
-            try:
-                chunk = await upstream.read()
-            except UpstreamFailure as error:
-                # The upstream failed mid-body. The status line is already out, so the only
-                # honest signal left is to cut the client connection: a truncated body must
-                # never look complete (a chunked terminator or a short-but-closed
-                # Content-Length would).
-                timing.failure = "aborted"
-                timing.failure_detail = error.detail
-                _abort(request)
-                return response
-            if not chunk:
-                break
-            try:
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    chunk = await upstream.read()
+                except UpstreamFailure as error:
+                    # The upstream failed mid-body. The status line is already out, so the only
+                    # honest signal left is to cut the client connection: a truncated body must
+                    # never look complete (a chunked terminator or a short-but-closed
+                    # Content-Length would).
+                    timing.failure = "aborted"
+                    timing.failure_detail = error.detail
+                    _abort(request)
+                    return response
+                if not chunk:
+                    break
                 await response.write(chunk)
-            except (ConnectionError, OSError):
-                timing.client_gone = True  # release() closes the upstream side: body unread
-                return response
-        await response.write_eof()
+            await response.write_eof()
+        except (ConnectionError, OSError):
+            # The client left (aiohttp raises ClientConnectionResetError, a ConnectionError).
+            # release() closes the upstream side if its body was left unread.
+            timing.client_gone = True
         return response
 
 
@@ -153,6 +160,10 @@ async def _limited_body(
             chunk = await asyncio.wait_for(request.content.readany(), limits.idle_timeout_seconds)
         except TimeoutError:
             timing.body_error = ClientTimeout("the request body stalled")
+            raise timing.body_error from None
+        except (ConnectionError, OSError) as error:
+            timing.client_gone = True
+            timing.body_error = ClientClosedRequest(type(error).__name__)
             raise timing.body_error from None
         if not chunk:
             return

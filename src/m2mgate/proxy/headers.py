@@ -79,8 +79,8 @@ class ForwardRules:
 
     def trusts(self, address: str | None) -> bool:
         """Is this peer a proxy whose X-Forwarded-* headers may be believed?"""
-        if address is None:
-            return False
+        if address is None or not self.trusted_proxies:
+            return False  # nobody is trusted: skip parsing the address (hot path)
         try:
             peer = ipaddress.ip_address(address)
         except ValueError:

@@ -428,10 +428,15 @@ class UpstreamPool:
             sender.cancel()
             raise
         if not sender.done():
-            # The upstream answered before taking the whole body (an early 413, say): let the
-            # body finish in the background, but this connection is not reused.
+            # The upstream answered before taking the whole body (an early 413, or nginx's
+            # `return`): stop sending (RFC 9112 §9.3 lets a client abort) and retire the
+            # connection. The sender must stop *reading* the client's body too: aiohttp
+            # discards the rest itself once the handler returns ("lingering"), and two readers
+            # on one payload would break the client's keep-alive connection.
             exchange.no_reuse = True
-            sender.add_done_callback(_ignore_result)
+            sender.cancel()
+            await asyncio.wait((sender,))  # it has stopped reading before the handler returns
+            _ignore_result(sender)
         elif sender.exception() is not None:
             raise sender.exception()  # type: ignore[misc]
         return exchange
