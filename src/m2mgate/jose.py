@@ -59,6 +59,29 @@ def build_key(jwk: dict[str, Any], algorithm: str) -> VerificationKey:
     )
 
 
+def verify_parsed(
+    signing_input: bytes, signature: bytes, algorithm: str, key: VerificationKey
+) -> None:
+    """The signature check alone, for a token already parsed strictly by auth/token_parsing
+    (canonical base64url, JSON objects, no `crit`/`b64`). The request path uses this one:
+    PyJWT's decode would parse the token again, and its per-character base64url check in
+    Python costs about three RSA verifications (bench/RESULTS.md, micro-benchmarks).
+
+    The algorithm is the key's own (RFC 8725 §3.1): the token's `alg` only selected the key.
+    """
+    if algorithm != key.algorithm:
+        raise DisallowedAlgorithm("token alg does not match the key's algorithm")
+    try:
+        valid = key.handle.Algorithm.verify(signing_input, key.handle.key, signature)
+    except jwt.PyJWTError as error:
+        raise BadSignature(f"verification error {type(error).__name__}") from None
+    except (ValueError, TypeError, OverflowError) as error:
+        # Escapes from the crypto backend on hostile input: a failed verification, logged.
+        raise BadSignature(f"verification error {type(error).__name__}: {error}") from None
+    if not valid:
+        raise BadSignature("signature verification failed")
+
+
 def verify_signature(token: str, key: VerificationKey) -> None:
     """Raise unless `token` is signed by `key` with the key's own algorithm."""
     try:

@@ -27,6 +27,8 @@ class UnverifiedToken:
     raw: str
     header: dict[str, Any]
     claims: dict[str, Any]
+    signing_input: bytes  # the ASCII of `header.payload` (RFC 7515 §5.2)
+    signature: bytes
 
     @property
     def algorithm(self) -> str:
@@ -87,9 +89,10 @@ def parse_token(token: str) -> UnverifiedToken:
         raise MalformedToken(f"expected 3 segments, got {len(segments)}")
     header = decode_json_object(decode_segment(segments[0]))
     claims = decode_json_object(decode_segment(segments[1]))
-    decode_segment(segments[2])  # an empty signature (alg none) fails here already
+    signature = decode_segment(segments[2])  # an empty signature (alg none) fails here already
     _check_header(header)
-    return UnverifiedToken(raw=token, header=header, claims=claims)
+    signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")  # base64url: plain ASCII
+    return UnverifiedToken(token, header, claims, signing_input, signature)
 
 
 def _check_header(header: dict[str, Any]) -> None:

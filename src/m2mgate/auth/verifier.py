@@ -29,7 +29,7 @@ from m2mgate.errors import (
     InvalidToken,
     UnknownIssuer,
 )
-from m2mgate.jose import VerificationKey, verify_signature
+from m2mgate.jose import VerificationKey, verify_parsed
 
 KeyProvider = Callable[[str, str | None, str], Awaitable[tuple[VerificationKey, ...]]]
 """(issuer name, kid, alg) -> candidate keys; raises KeysUnavailable / UnknownKey."""
@@ -150,7 +150,7 @@ def verify_with_candidates(
     failure: InvalidToken = BadSignature("no candidate key verified the signature")
     for key in candidates:
         try:
-            verify_signature(token.raw, key)
+            verify_parsed(token.signing_input, token.signature, token.algorithm, key)
         except InvalidToken as error:
             failure = error
             continue
