@@ -32,7 +32,7 @@ from m2mgate.jose import VerificationKey
 from m2mgate.keys.cache import KeyCache, KeyCacheStatus
 from m2mgate.keys.fetcher import new_session
 from m2mgate.keys.source import FetchedKeys, KeySource
-from m2mgate.observability.logging import build_logger
+from m2mgate.observability.logging import AccessLog, build_logger
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
@@ -58,6 +58,7 @@ class Gateway:
         self.settings = settings  # as started: listeners and grace come from here
         self.config_path = config_path
         self.log = build_logger(log_stream, settings.log_level)
+        self.access_log = AccessLog(log_stream, settings.log_level)
         self.metrics = GatewayMetrics(registry)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -175,7 +176,7 @@ class Gateway:
         await self._runtime.forwarder.start()
         for name in self.key_caches:
             self._start_refresher(name)
-        handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log)
+        handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log, self.access_log)
         limits = self.settings.listener
         server = GatewayServer(
             handler,

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from m2mgate.decision import DecisionRecord
 from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
+from m2mgate.observability.logging import AccessLog
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
 from m2mgate.proxy.forwarder import ForwardTiming
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
@@ -22,10 +23,17 @@ _MAX_LOGGED_PATH = 512
 
 
 class ProxyHandler:
-    def __init__(self, current: Callable[[], Runtime], metrics: GatewayMetrics, log: Any) -> None:
+    def __init__(
+        self,
+        current: Callable[[], Runtime],
+        metrics: GatewayMetrics,
+        log: Any,
+        access_log: AccessLog,
+    ) -> None:
         self._current = current  # the runtime of the newest config (reload swaps it)
         self.metrics = metrics
         self.log = log
+        self.access_log = access_log
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
@@ -106,27 +114,28 @@ class ProxyHandler:
         if timing.failure is not None:
             metrics.upstream_errors.labels(route, timing.failure).inc()
         principal = record.principal
-        self.log.info(
-            "request",
-            request_id=request_id,
-            method=request.method,
-            path=path[:_MAX_LOGGED_PATH],
-            route=record.route.name if record.route is not None else None,
-            status=status,
-            decision=decision,
-            reason=record.reason.value if record.reason is not None else None,
-            issuer=record.issuer_name,
-            # Only a *verified* client id is logged: an unverified one could be anything.
-            client_id=principal.client_id if principal is not None else None,
-            duration_ms=round(duration * 1000, 3),
-            upstream_ms=(
-                round(timing.upstream_seconds * 1000, 3)
-                if timing.upstream_seconds is not None
-                else None
-            ),
-            detail=record.detail or None,
-            upstream_failure=timing.failure,
-            upstream_detail=timing.failure_detail,
-            client_gone=timing.client_gone or None,
-            remote=request.remote,
+        self.access_log.write(
+            {
+                "request_id": request_id,
+                "method": request.method,
+                "path": path[:_MAX_LOGGED_PATH],
+                "route": record.route.name if record.route is not None else None,
+                "status": status,
+                "decision": decision,
+                "reason": record.reason.value if record.reason is not None else None,
+                "issuer": record.issuer_name,
+                # Only a *verified* client id is logged: an unverified one could be anything.
+                "client_id": principal.client_id if principal is not None else None,
+                "duration_ms": round(duration * 1000, 3),
+                "upstream_ms": (
+                    round(timing.upstream_seconds * 1000, 3)
+                    if timing.upstream_seconds is not None
+                    else None
+                ),
+                "detail": record.detail or None,
+                "upstream_failure": timing.failure,
+                "upstream_detail": timing.failure_detail,
+                "client_gone": timing.client_gone or None,
+                "remote": request.remote,
+            }
         )

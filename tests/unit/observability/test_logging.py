@@ -57,3 +57,37 @@ def test_library_logs_are_json_and_redacted(rsa_signer):
     event = json.loads(line)
     assert event["logger"] == "aiohttp.server"
     assert token not in line
+
+
+def test_access_log_lines_match_the_other_events_and_are_redacted():
+    import io
+    import json
+
+    from m2mgate.observability.logging import AccessLog, build_logger
+
+    stream = io.StringIO()
+    AccessLog(stream, "info").write(
+        {
+            "path": "/api/eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl",
+            "status": 200,
+            "detail": None,
+            "remote": "Bearer abc.def",
+        }
+    )
+    build_logger(stream, "info").info("other", path="/x")
+    access, other = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert list(access)[-3:] == list(other)[-3:] == ["event", "level", "timestamp"]
+    assert access["event"] == "request" and access["level"] == "info"
+    assert access["timestamp"].endswith("Z") and len(access["timestamp"]) == len(other["timestamp"])
+    assert "eyJ" not in stream.getvalue() and "abc.def" not in stream.getvalue()
+    assert access["status"] == 200 and access["detail"] is None
+
+
+def test_access_log_is_off_above_info():
+    import io
+
+    from m2mgate.observability.logging import AccessLog
+
+    stream = io.StringIO()
+    AccessLog(stream, "warning").write({"path": "/x"})
+    assert stream.getvalue() == ""
