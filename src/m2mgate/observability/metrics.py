@@ -10,6 +10,7 @@ Each gateway owns its own registry, so several gateways (tests) can live in one 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -44,6 +45,10 @@ def method_label(method: str) -> str:
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        # Labelled children by (metric, labels): a dict hit instead of prometheus_client's
+        # labels() (validation and a lock) on every request. Label values are bounded (config
+        # names, known methods, status codes), so this stays small.
+        self._children: dict[tuple[object, ...], Any] = {}
         r = self.registry
         self.requests = Counter(
             "m2mgate_requests", "Requests answered, by route, method and status.",
@@ -97,6 +102,14 @@ class GatewayMetrics:
             "m2mgate_build_info", "Always 1; the version label says which build runs.",
             ["version"], registry=r,
         ).labels(__version__).set(1)  # fmt: skip
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, cached."""
+        key = (metric, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def watch_key_caches(self, statuses: Callable[[], Iterable[KeyCacheStatus]]) -> None:
         """Export key cache state read at scrape time (never a stale copy)."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from m2mgate.errors import (
@@ -118,8 +119,18 @@ class UpstreamForwarder:
         request_id: str,
         timing: ForwardTiming,
     ) -> web.StreamResponse:
+        headers = downstream_response_headers(upstream.headers, request_id)
+        whole = upstream.whole_body() if request.method != "HEAD" else None
+        if whole is not None:
+            # The whole body is here already (the common small response): one Response,
+            # written by aiohttp with its head in a single send. Its length is the body's.
+            return web.Response(
+                status=upstream.status,
+                body=whole,
+                headers=CIMultiDict((n, v) for n, v in headers if n.lower() != "content-length"),
+            )
         response = web.StreamResponse(status=upstream.status)
-        for name, value in downstream_response_headers(upstream.headers, request_id):
+        for name, value in headers:
             response.headers.add(name, value)
         try:
             await response.prepare(request)

@@ -183,6 +183,16 @@ class Exchange:
     def complete(self) -> bool:
         return self._done and not self._chunks
 
+    @property
+    def complete_when_read(self) -> bool:
+        return self._done and self._error is None
+
+    def take_all(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
+
     async def _wait(self, seconds: float, what: str) -> None:
         # One timer callback, not asyncio.timeout(): this runs once or twice per request.
         loop = asyncio.get_running_loop()
@@ -499,6 +509,14 @@ class Response:
 
     async def read(self) -> bytes:
         return await self._exchange.read(self._pool.timeout)
+
+    def whole_body(self) -> bytes | None:
+        """The entire body if it has already arrived (small responses usually come with the
+        head), else None: then stream it with read()."""
+        exchange = self._exchange
+        if not exchange.complete_when_read:
+            return None
+        return exchange.take_all()
 
     def release(self) -> None:
         """Back to the pool if the exchange completed cleanly and may be kept alive; closed

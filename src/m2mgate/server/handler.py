@@ -105,14 +105,15 @@ class ProxyHandler:
         issuer = record.issuer_name or NO_LABEL
         decision = "allow" if record.is_allowed else "deny"
         metrics = self.metrics
-        metrics.requests.labels(route, method_label(request.method), str(status)).inc()
-        metrics.request_duration.labels(route).observe(duration)
+        child = metrics.child
+        child(metrics.requests, route, method_label(request.method), str(status)).inc()
+        child(metrics.request_duration, route).observe(duration)
         if record.reason is not None:
-            metrics.auth_decisions.labels(route, issuer, decision, record.reason.value).inc()
+            child(metrics.auth_decisions, route, issuer, decision, record.reason.value).inc()
         if timing.upstream_seconds is not None:
-            metrics.upstream_duration.labels(route).observe(timing.upstream_seconds)
+            child(metrics.upstream_duration, route).observe(timing.upstream_seconds)
         if timing.failure is not None:
-            metrics.upstream_errors.labels(route, timing.failure).inc()
+            child(metrics.upstream_errors, route, timing.failure).inc()
         principal = record.principal
         self.access_log.write(
             {
