@@ -95,7 +95,7 @@ class KeyCache:
     def holds(self, key: VerificationKey) -> bool:
         """Is this exact key in the usable key set? (The token cache asks on every hit.)"""
         keyset = self.usable_keyset()
-        return keyset is not None and any(known is key for known in keyset.keys)
+        return keyset is not None and keyset.holds(key)
 
     async def keys_for(self, kid: str | None, algorithm: str) -> tuple[VerificationKey, ...]:
         """Keys that may verify a token with this kid/alg, refetching at most per cooldown."""

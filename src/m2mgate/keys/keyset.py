@@ -42,13 +42,20 @@ class KeySet:
     keys: tuple[VerificationKey, ...]
     skipped: tuple[str, ...] = ()
     _by_kid: dict[str, tuple[VerificationKey, ...]] = field(init=False, repr=False, compare=False)
+    # Identities of the key objects: the token cache asks "is this exact key still here?".
+    # The asker holds a reference to its key, so that key's id cannot be reused meanwhile.
+    _identities: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_identities", frozenset(id(key) for key in self.keys))
         by_kid: dict[str, list[VerificationKey]] = {}
         for key in self.keys:
             if key.kid is not None:
                 by_kid.setdefault(key.kid, []).append(key)
         object.__setattr__(self, "_by_kid", {kid: tuple(keys) for kid, keys in by_kid.items()})
+
+    def holds(self, key: VerificationKey) -> bool:
+        return id(key) in self._identities
 
     def has_kid(self, kid: str) -> bool:
         return kid in self._by_kid
