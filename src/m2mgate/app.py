@@ -54,8 +54,12 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        worker_listen: ListenAddress | None = None,
     ) -> None:
         self.settings = settings  # as started: listeners and grace come from here
+        # As one of `run --workers N`: share this (resolved) proxy address with the other
+        # workers (SO_REUSEPORT), and serve admin on a loopback port only the supervisor reads.
+        self._worker_listen = worker_listen
         self.config_path = config_path
         self.log = build_logger(log_stream, settings.log_level)
         self.access_log = AccessLog(log_stream, settings.log_level)
@@ -200,13 +204,17 @@ class Gateway:
             server, shutdown_timeout=self.settings.shutdown_grace_seconds
         )
         await self._proxy_runner.setup()
-        await _serve(self._proxy_runner, self.settings.listen)
+        if self._worker_listen is not None:
+            await _serve(self._proxy_runner, self._worker_listen, reuse_port=True)
+        else:
+            await _serve(self._proxy_runner, self.settings.listen)
         self._admin_runner = web.AppRunner(
             admin_app(self.metrics.registry, self.key_statuses, lambda: self._draining),
             access_log=None,
         )
         await self._admin_runner.setup()
-        await _serve(self._admin_runner, self.settings.admin_listen)
+        admin = ListenAddress("127.0.0.1", 0) if self._worker_listen else self.settings.admin_listen
+        await _serve(self._admin_runner, admin)
         self.log.info(
             "started",
             listen=_format(self.proxy_address),
@@ -355,8 +363,10 @@ def _digest(path: Path) -> str | None:
         return None  # mid-swap or removed: the next change (or a reload) reports it
 
 
-async def _serve(runner: web.BaseRunner, address: ListenAddress) -> None:
-    site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+async def _serve(runner: web.BaseRunner, address: ListenAddress, reuse_port: bool = False) -> None:
+    site = web.TCPSite(
+        runner, address.host, address.port, reuse_address=True, reuse_port=reuse_port or None
+    )
     await site.start()
 
 

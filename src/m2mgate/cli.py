@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from m2mgate import __version__
 from m2mgate.app import Gateway
+from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.compiling import Settings, load_settings
 from m2mgate.config.schema import ConfigSchema
 from m2mgate.demo.runner import DemoPorts, demo_config_text, serve_demo
@@ -29,6 +30,7 @@ from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
+from m2mgate.server.workers import Supervisor, write_worker_report
 from m2mgate.token_client import ClientCredentials, TokenError, get_token
 
 CONFIG_ENV = "M2MGATE_CONFIG"
@@ -61,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--watch", action="store_true", help="also reload when the config file's content changes"
     )
+    run.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="run N gateway processes sharing the proxy port (SO_REUSEPORT), one core each; "
+        "the admin port merges their metrics and readiness (default 1)",
+    )
+    # Internal: how the supervisor of `--workers N` starts each worker.
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--worker-listen", help=argparse.SUPPRESS)
+    run.add_argument("--worker-report", type=Path, help=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check",
@@ -242,12 +256,34 @@ def _run(args: argparse.Namespace) -> int:
         _print_problems(error, sys.stderr)
         return 1
     route_stdlib_logging(level=settings.log_level)
-    asyncio.run(_serve(settings, path, args.watch))
+    if args.workers > 1 and args.worker_index is None:
+        return asyncio.run(Supervisor(settings, path, args.workers, args.watch).run())
+    worker = None
+    if args.worker_index is not None and args.worker_listen and args.worker_report:
+        worker = (args.worker_index, parse_listen_address(args.worker_listen), args.worker_report)
+    asyncio.run(_serve(settings, path, args.watch, worker))
     return 0
 
 
-async def _serve(settings: Settings, path: Path, watch: bool) -> None:
-    gateway = Gateway(settings, config_path=path)
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("--workers must be from 1 to 64")
+    return count
+
+
+async def _serve(
+    settings: Settings,
+    path: Path,
+    watch: bool,
+    worker: tuple[int, ListenAddress, Path] | None = None,
+) -> None:
+    gateway = Gateway(
+        settings, config_path=path, worker_listen=worker[1] if worker is not None else None
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -261,6 +297,9 @@ async def _serve(settings: Settings, path: Path, watch: bool) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     await gateway.start()
+    if worker is not None:
+        host, port = gateway.admin_address
+        write_worker_report(worker[2], worker[0], f"{host}:{port}")
     watcher = loop.create_task(gateway.watch_config()) if watch else None
     try:
         await stop.wait()

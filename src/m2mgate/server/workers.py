@@ -1,0 +1,293 @@
+"""`m2mgate run --workers N`: N gateway processes behind one proxy port and one admin port.
+
+One Python process uses one core; a sidecar with more CPU runs N workers:
+- **The port.** Every worker binds the proxy address with SO_REUSEPORT, and the kernel spreads
+  new connections across them. A configured port 0 is resolved once, here, so all workers bind
+  the same port.
+- **Each worker is a whole gateway**: its own key caches (JWKS fetched per worker), its own
+  token cache, pool and reload. Its admin listener is on a loopback port only this supervisor
+  uses.
+- **The admin port** is served here. `/metrics` merges the workers' metrics
+  (observability/metrics_merge.py) and adds `m2mgate_workers` and
+  `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every worker is ready.
+  `/healthz` is 200 while every worker process runs.
+- **Signals.** SIGHUP is passed to every worker (each reloads; `--watch` watches in each).
+  SIGTERM/SIGINT: the admin port reports draining, every worker drains (its own grace
+  period), the supervisor exits 0.
+- **A worker that dies** is logged and started again (backoff 1 s, doubling up to 30 s).
+
+The supervisor does no request work. Its only network I/O is the admin port and loopback
+scrapes of its own workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from m2mgate.config.addresses import ListenAddress
+from m2mgate.config.compiling import Settings
+from m2mgate.observability.logging import build_logger
+from m2mgate.observability.metrics_merge import merge_expositions
+
+_READY_TIMEOUT_SECONDS = 60.0
+_SCRAPE_TIMEOUT_SECONDS = 5.0
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class Worker:
+    index: int
+    report: Path
+    process: asyncio.subprocess.Process | None = None
+    admin: str | None = None  # "127.0.0.1:port" once the worker has started
+    restarts: int = 0
+    backoff: float = 1.0
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+
+def resolve_listen(address: ListenAddress) -> tuple[ListenAddress, socket.socket]:
+    """Bind (not listen) the proxy address with SO_REUSEPORT to learn a port-0 port. The
+    socket is held until the workers have bound the same port, then closed."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((address.host, address.port))
+    return ListenAddress(address.host, int(sock.getsockname()[1])), sock
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, config_path: Path, workers: int, watch: bool) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.watch = watch
+        self.log = build_logger(None, settings.log_level)
+        self._dir = Path(tempfile.mkdtemp(prefix="m2mgate-workers-"))
+        self.workers = [Worker(i, self._dir / f"worker-{i}.json") for i in range(workers)]
+        self._stopping = False
+        self._listen: ListenAddress | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        self._listen, holder = resolve_listen(self.settings.listen)
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_SECONDS)
+        )
+        try:
+            for worker in self.workers:
+                await self._spawn(worker)
+            await self._wait_started()
+            holder.close()  # every worker has bound the port now
+            await self._serve_admin()
+            self.log.info(
+                "workers_started",
+                workers=len(self.workers),
+                listen=str(self._listen),
+                admin_listen=str(self.settings.admin_listen),
+                pids=[w.process.pid for w in self.workers if w.process is not None],
+            )
+            await stop.wait()
+        finally:
+            holder.close()
+            await self._stop()
+        return 0
+
+    # --- workers --------------------------------------------------------------------------
+
+    async def _spawn(self, worker: Worker) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            worker.report.unlink()
+        worker.admin = None
+        if self._listen is None:
+            raise RuntimeError("the listen address is resolved before any worker starts")
+        command = [
+            sys.executable, "-m", "m2mgate", "run", "--config", str(self.config_path),
+            "--worker-index", str(worker.index), "--worker-listen", str(self._listen),
+            "--worker-report", str(worker.report),
+        ]  # fmt: skip
+        if self.watch:
+            command.append("--watch")
+        # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
+        worker.process = await asyncio.create_subprocess_exec(*command, preexec_fn=_die_with_parent)
+        worker.watcher = asyncio.get_running_loop().create_task(self._watch(worker))
+
+    async def _watch(self, worker: Worker) -> None:
+        process = worker.process
+        if process is None:
+            return
+        code = await process.wait()
+        if self._stopping:
+            return
+        self.log.warning(
+            "worker_exited",
+            worker=worker.index,
+            pid=process.pid,
+            code=code,
+            restart_in=worker.backoff,
+        )
+        await asyncio.sleep(worker.backoff)
+        worker.backoff = min(worker.backoff * 2, _MAX_BACKOFF_SECONDS)
+        if self._stopping:
+            return
+        worker.restarts += 1
+        await self._spawn(worker)
+
+    async def _wait_started(self) -> None:
+        deadline = asyncio.get_running_loop().time() + _READY_TIMEOUT_SECONDS
+        while not all(self._admin_of(worker) for worker in self.workers):
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("workers did not start")
+            for worker in self.workers:
+                if worker.process is not None and worker.process.returncode is not None:
+                    code = worker.process.returncode
+                    raise RuntimeError(f"worker {worker.index} exited with {code} at start")
+            await asyncio.sleep(0.05)
+
+    def _admin_of(self, worker: Worker) -> str | None:
+        """The worker's admin address, from the report it writes once started."""
+        if worker.admin is None:
+            try:
+                worker.admin = json.loads(worker.report.read_text())["admin"]
+            except (OSError, ValueError, KeyError):
+                return None
+        return worker.admin
+
+    def _forward(self, signum: int) -> None:
+        for worker in self.workers:
+            if worker.running and worker.process is not None:
+                worker.process.send_signal(signum)
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        self._forward(signal.SIGTERM)
+        grace = self.settings.shutdown_grace_seconds + 5
+        for worker in self.workers:
+            if worker.process is None:
+                continue
+            try:
+                await asyncio.wait_for(worker.process.wait(), grace)
+            except TimeoutError:
+                worker.process.kill()
+                await worker.process.wait()
+            if worker.watcher is not None:
+                worker.watcher.cancel()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+        for worker in self.workers:
+            with contextlib.suppress(FileNotFoundError):
+                worker.report.unlink()
+        with contextlib.suppress(OSError):
+            self._dir.rmdir()
+        self.log.info("stopped")
+
+    # --- admin ----------------------------------------------------------------------------
+
+    async def _scrape(self, worker: Worker, path: str) -> tuple[int, str] | None:
+        admin = self._admin_of(worker) if worker.running else None
+        if admin is None or self._http is None:
+            return None
+        try:
+            async with self._http.get(f"http://{admin}{path}") as response:
+                return response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        scraped = await asyncio.gather(*(self._scrape(w, "/metrics") for w in self.workers))
+        running = GaugeMetricFamily("m2mgate_workers", "Worker processes running now.")
+        running.add_metric([], sum(1 for w in self.workers if w.running))
+        restarts = CounterMetricFamily(
+            "m2mgate_worker_restarts", "Workers started again after exiting unexpectedly."
+        )
+        restarts.add_metric([], sum(w.restarts for w in self.workers))
+        texts = [text for found in scraped if found is not None for text in (found[1],)]
+        body = merge_expositions(texts, extra=(running, restarts))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        scraped = await asyncio.gather(*(self._scrape(w, "/readyz") for w in self.workers))
+        workers: list[dict[str, Any]] = []
+        for worker, found in zip(self.workers, scraped, strict=True):
+            detail: Any = None
+            if found is not None:
+                with contextlib.suppress(ValueError):
+                    detail = json.loads(found[1])
+            workers.append(
+                {
+                    "index": worker.index,
+                    "pid": worker.process.pid if worker.process is not None else None,
+                    "admin": worker.admin,
+                    "ready": found is not None and found[0] == 200,
+                    "restarts": worker.restarts,
+                    "status": detail.get("status") if isinstance(detail, dict) else None,
+                }
+            )
+        ready = all(w["ready"] for w in workers)
+        state = "draining" if self._stopping else ("ready" if ready else "not_ready")
+        return web.json_response(
+            {"status": state, "workers": workers}, status=200 if state == "ready" else 503
+        )
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        alive = all(w.running for w in self.workers)
+        return web.json_response(
+            {"status": "ok" if alive else "degraded"}, status=200 if alive else 503
+        )
+
+    async def _serve_admin(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/healthz", self._healthz)
+        self._admin_runner = web.AppRunner(app, access_log=None)
+        await self._admin_runner.setup()
+        address = self.settings.admin_listen
+        await web.TCPSite(
+            self._admin_runner, address.host, address.port, reuse_address=True
+        ).start()
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the supervisor dies, even by SIGKILL, so no
+    orphaned worker keeps serving (or holding the port) on its own. Linux only."""
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def write_worker_report(path: Path, index: int, admin: str) -> None:
+    """Called by a worker once it serves: tells the supervisor where its admin port is."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"index": index, "pid": os.getpid(), "admin": admin}))
+    temporary.replace(path)  # atomic: the supervisor never reads half a file
