@@ -1,9 +1,10 @@
 """The route table: (method, decoded path) -> the first route that matches, else None (deny).
 
 Letter case: routes match case-sensitively, but a path that would match a *different* route if
-case were ignored is refused (`CaseConfusion`). Threat: many upstreams compare paths
-case-insensitively (Express by default, ASP.NET, IIS): with `/api/admin/**` protected and a
-public catch-all after it, `/API/admin` would pass the gateway as public and be served as admin.
+case were ignored (Unicode case folding included: U+0131 folds to `i`) is refused
+(`CaseConfusion`). Threat: many upstreams compare paths case-insensitively (Express by
+default, ASP.NET, IIS): with `/api/admin/**` protected and a public catch-all after it,
+`/API/admin` would pass the gateway as public and be served as admin.
 Refusing the ambiguous request is safe for case-sensitive and case-insensitive upstreams alike.
 
 Patterns, compiled once into anchored regular expressions:
@@ -96,7 +97,11 @@ class RouteTable:
         """The first matching route, or None; CaseConfusion when ignoring letter case would
         pick another route."""
         exact = self._first(method, path)
-        if self._lowercase_patterns and path == path.lower():
+        # Fast path: lowercase ASCII cannot be confused with another route's lowercase pattern.
+        # Not for non-ASCII: U+0131 (dotless i) and U+017F (long s) are lower case already, yet
+        # fold to 'i' and 's' (Python's re.IGNORECASE, Java's equalsIgnoreCase, .NET's
+        # OrdinalIgnoreCase), so "/api/adm\u0131n" must meet the folded check below.
+        if self._lowercase_patterns and path.isascii() and path == path.lower():
             return exact
         folded = next(
             (

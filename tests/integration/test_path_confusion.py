@@ -53,6 +53,9 @@ TRICKS = [
     "/api\\admin", "/api%5cadmin", "/public/..%5capi%5cadmin",
     "/api/admin%00", "/api/admin%00.json", "/api/admin%20", "/api/admin%09",
     "/api/admin/..%2f", "/api/admin#x", "/api/admin?x=/../public",
+    # Unicode letters that case-fold to ASCII ones (dotless i, U+0131) yet are already lower
+    # case: Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase read it as /api/admin.
+    "/api/adm%C4%B1n", "/ap%C4%B1/admin/users", "/%C4%B0PI/admin",
 ]  # fmt: skip
 
 LAYOUTS: dict[str, list[dict[str, Any]]] = {

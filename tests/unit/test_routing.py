@@ -103,3 +103,16 @@ def test_mixed_case_routes_are_matched_exactly():
     with pytest.raises(CaseConfusion):
         table.match("GET", "/docs/x")
     assert table.match("GET", "/api/x").name == "api"
+
+
+def test_unicode_letters_that_fold_to_ascii_are_case_confusion_too():
+    """Found in review: U+0131 and U+017F are already lower case, so a lowercase-only fast path
+    let /api/adm\u0131n through as public, while case-blind upstreams read it as /api/admin."""
+    from m2mgate.routing import CaseConfusion
+
+    table = RouteTable((route("admin", "/api/admin/**"), route("secrets", "/secrets/**"),
+                        route("public", "/**", public=True)))  # fmt: skip
+    for path in ("/api/adm\u0131n", "/ap\u0131/admin/x", "/\u017fecrets/x"):
+        with pytest.raises(CaseConfusion):
+            table.match("GET", path)
+    assert table.match("GET", "/caf\u00e9/x").name == "public"  # non-ASCII, no other route: fine
