@@ -33,6 +33,9 @@ class PathPattern:
     text: str
     regex: re.Pattern[str]
     folded: re.Pattern[str]  # the same pattern, ignoring letter case
+    # The first segment when it is a literal (`/api/**` -> "api", `/` -> ""), else None
+    # (`/*/x`, `/**`): a path whose first segment differs can never match.
+    first_literal: str | None = None
 
     def matches(self, path: str) -> bool:
         return self.regex.fullmatch(path) is not None
@@ -67,8 +70,12 @@ def compile_pattern(text: str) -> PathPattern:
             )
         parts.append("/" + re.escape(segment))
     regex = "".join(parts) + ("(?:/.*)?" if any_depth else "")
+    first = segments[0] if segments and segments[0] != "*" else None
     return PathPattern(
-        text, re.compile(regex or "/", re.DOTALL), re.compile(regex or "/", re.DOTALL | re.I)
+        text,
+        re.compile(regex or "/", re.DOTALL),
+        re.compile(regex or "/", re.DOTALL | re.I),
+        first,
     )
 
 
@@ -90,6 +97,17 @@ class Route:
 class RouteTable:
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self.routes = routes
+        # Index for the exact match: by the path's first segment, the routes that could match
+        # it, in table order (so first-match semantics hold). 200 routes cost a dict lookup
+        # and a few regexes, not 200 (bench/RESULTS.md). The case-folded check below stays a
+        # full scan: folding (U+0131 -> i) must never hide a candidate.
+        wildcard = tuple(r for r in routes if r.pattern.first_literal is None)
+        self._any_first = wildcard
+        self._by_first = {
+            key: tuple(r for r in routes if r.pattern.first_literal in (key, None))
+            for key in {r.pattern.first_literal for r in routes} - {None}
+            if key is not None
+        }
         # Fast path: with all-lowercase patterns, a lowercase path cannot be case-confused.
         self._lowercase_patterns = all(r.pattern.text == r.pattern.text.lower() for r in routes)
 
@@ -119,7 +137,8 @@ class RouteTable:
         return exact
 
     def _first(self, method: str, path: str) -> Route | None:
-        for route in self.routes:
+        segment = path[1:].partition("/")[0]
+        for route in self._by_first.get(segment, self._any_first):
             if route.matches(method, path):
                 return route
         return None

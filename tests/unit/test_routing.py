@@ -116,3 +116,18 @@ def test_unicode_letters_that_fold_to_ascii_are_case_confusion_too():
         with pytest.raises(CaseConfusion):
             table.match("GET", path)
     assert table.match("GET", "/caf\u00e9/x").name == "public"  # non-ASCII, no other route: fine
+
+
+def test_the_first_segment_index_agrees_with_a_plain_scan():
+    """The index is an optimisation only: same answer as trying every route in order."""
+    import itertools
+
+    patterns = ["/", "/a", "/a/", "/a/**", "/a/*", "/a/*/c", "/*", "/*/b/**", "/**", "/b/**",
+                "/a b/**", "/ab", "/b"]  # fmt: skip
+    paths = ["/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/b", "/b/b/x", "/c", "/a b/x", "/x/b/y"]
+    for size in (1, 2, 3):
+        for chosen in itertools.permutations(patterns, size):
+            table = RouteTable(tuple(route(f"r{i}", p) for i, p in enumerate(chosen)))
+            for path in paths:
+                plain = next((r for r in table.routes if r.matches("GET", path)), None)
+                assert table._first("GET", path) is plain, (chosen, path)
