@@ -7,6 +7,8 @@ Targets (each in turn, same machine, same upstream, same keys and tokens):
     envoy       wrk -> Envoy 1.40 (jwt_authn + RBAC, --concurrency 1) -> nginx
     m2mgate     wrk -> m2mgate run (one worker, production defaults: access log, metrics) -> nginx
     m2mgate-2w  the same with --workers 2 (shown only; both cores are busy then)
+    node        Express + express-oauth2-jwt-bearer + http-proxy-middleware (the identity
+                providers' sample approach; needs Node, `npm ci` in bench/node by bench/setup)
 
 Each proxy is pinned to CPU 0 (taskset), wrk and nginx to CPU 1. Before measuring, every proxy
 must answer the policy cases identically (valid 200, missing scope 403, bad signature 401, no
@@ -270,6 +272,8 @@ class Target:
             jwks_port=self.world.jwks_port, issuer=self.world.issuer, audience=AUDIENCE,
             log_level=self.world.log_level,
         )  # fmt: skip
+        if self.name == "node":
+            return ["node", str(BENCH / "node" / "server.js")]
         if self.name == "envoy":
             path = world.work / "envoy.yaml"
             path.write_text(ENVOY_CONFIG.format(**values))
@@ -284,8 +288,12 @@ class Target:
         if self.name == "direct":
             return  # nginx is already up
         cpus = "0,1" if self.name == "m2mgate-2w" else PROXY_CPU
+        env = {**os.environ, "PORT": str(self.port), "ISSUER": self.world.issuer,
+               "AUDIENCE": AUDIENCE, "JWKS_URI": f"{self.world.issuer}/.well-known/jwks.json",
+               "UPSTREAM": f"http://127.0.0.1:{self.world.upstream_port}"}  # fmt: skip
         self.process = subprocess.Popen(
             ["taskset", "-c", cpus, *self.command()],
+            env=env,
             # The access log is written (production default); kept only with BENCH_KEEP_LOGS.
             stdout=open(self.world.work / f"{self.name}.log", "wb")  # noqa: SIM115
             if os.environ.get("BENCH_KEEP_LOGS")
