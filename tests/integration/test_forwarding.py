@@ -251,3 +251,28 @@ async def test_many_headers_multidict_input(gw, mint):
     async with gw.http.get(gw.url + "/api/user/x", headers=headers) as response:
         seen = await echoed(response)
     assert header_values(seen, "Accept") == ["a", "b"]
+
+
+async def test_the_gateway_never_announces_its_runtime_versions(gw, mint):
+    """aiohttp's default Server header ("Python/3.x aiohttp/3.y") would tell a scanner exact
+    versions: every response the gateway makes says `Server: m2mgate`; an upstream's own
+    Server header passes through unchanged."""
+    responses = [
+        await gw.get("/api/user/x"),  # 401
+        await gw.get("/nowhere"),  # 404
+        await gw.get("/api/user/x", "not-a-jwt"),  # 401 invalid_token
+    ]
+    assert [r.status for r in responses] == [401, 404, 401]
+    assert {r.headers.getall("Server") == ["m2mgate"] for r in responses} == {True}
+    raw = await raw_request(gw.url, b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    assert raw.status == 400 and raw.header("Server") == "m2mgate"
+    proxied = await gw.get("/api/user/x", mint())
+    assert proxied.status == 200 and proxied.headers["Server"] != "m2mgate"  # the upstream's own
+    # An upstream without a Server header (aiohttp test servers always send one): the rule.
+    from m2mgate.proxy.headers import downstream_response_headers
+
+    assert ("Server", "m2mgate") in downstream_response_headers([("A", "1")], "rid")
+    assert (
+        downstream_response_headers([("server", "nginx")], "rid").count(("Server", "m2mgate")) == 0
+    )

@@ -28,6 +28,10 @@ from m2mgate.auth.principal import Principal
 
 Headers = list[tuple[str, str]]
 
+# The `Server` header of every response the gateway makes, and of proxied responses that carry
+# none: aiohttp's default ("Python/3.x aiohttp/3.y") would tell a scanner exact versions.
+SERVER = "m2mgate"
+
 HOP_BY_HOP = frozenset(
     {
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -209,4 +213,6 @@ def downstream_response_headers(incoming: Sequence[tuple[str, str]], request_id:
     drop = HOP_BY_HOP | connection_listed(incoming) | {"x-request-id"}
     headers = [(name, value) for name, value in incoming if name.lower() not in drop]
     headers.append(("X-Request-Id", request_id))
+    if not any(name.lower() == "server" for name, _ in headers):
+        headers.append(("Server", SERVER))
     return headers

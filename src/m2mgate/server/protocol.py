@@ -28,6 +28,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from m2mgate.proxy.headers import SERVER
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
@@ -128,6 +130,7 @@ class GatewayRequestHandler(RequestHandler):
                 "Cache-Control": "no-store",
                 "X-Request-Id": request_id,
                 "Connection": "close",
+                "Server": SERVER,
             },
         )
         response.force_close()

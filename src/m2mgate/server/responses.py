@@ -18,6 +18,7 @@ from m2mgate.errors import (
     KeysUnavailable,
     MalformedAuthorization,
 )
+from m2mgate.proxy.headers import SERVER
 
 REALM = "m2mgate"
 _INTERNAL = {
@@ -66,5 +67,5 @@ def _json_response(status: int, body: dict[str, str], request_id: str) -> web.Re
         status=status,
         body=json.dumps(body).encode(),
         content_type="application/json",
-        headers={"Cache-Control": "no-store", "X-Request-Id": request_id},
+        headers={"Cache-Control": "no-store", "X-Request-Id": request_id, "Server": SERVER},
     )
