@@ -229,4 +229,5 @@ def test_response_headers():
         ("Set-Cookie", "b=2"),
         ("Content-Length", "10"),
         ("X-Request-Id", "rid"),
+        ("Server", "m2mgate"),  # the upstream sent none; never aiohttp's version banner
     ]
