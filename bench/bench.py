@@ -441,6 +441,16 @@ def measure(
 # --- main --------------------------------------------------------------------------------------
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def check_tools() -> None:
     missing = [tool for tool in ("wrk", "nginx", "taskset") if not shutil.which(tool)] + (
         [] if ENVOY.exists() else ["envoy (bench/.venv)"]
@@ -518,7 +528,8 @@ def main() -> int:
         nginx.wait(10)
     rows = summarize(samples, scenarios, targets)
     print()
-    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, proxy pinned to CPU {PROXY_CPU}, "
+    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs ({cpu_model()}), "
+          f"proxy pinned to CPU {PROXY_CPU}, "
           f"wrk+nginx on CPU {LOAD_CPU}; {args.runs} run(s) x {args.duration:g} s, "
           f"{args.connections} connections (16 for the 1 MiB cases)")  # fmt: skip
     print_table(rows)
