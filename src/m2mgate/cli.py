@@ -30,7 +30,7 @@ from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
-from m2mgate.server.workers import Supervisor, write_worker_report
+from m2mgate.server.workers import Supervisor, WorkersFailed, write_worker_report
 from m2mgate.token_client import ClientCredentials, TokenError, get_token
 
 CONFIG_ENV = "M2MGATE_CONFIG"
@@ -256,12 +256,28 @@ def _run(args: argparse.Namespace) -> int:
         _print_problems(error, sys.stderr)
         return 1
     route_stdlib_logging(level=settings.log_level)
-    if args.workers > 1 and args.worker_index is None:
-        return asyncio.run(Supervisor(settings, path, args.workers, args.watch).run())
-    worker = None
-    if args.worker_index is not None and args.worker_listen and args.worker_report:
-        worker = (args.worker_index, parse_listen_address(args.worker_listen), args.worker_report)
-    asyncio.run(_serve(settings, path, args.watch, worker))
+    try:
+        if args.workers > 1 and args.worker_index is None:
+            return asyncio.run(Supervisor(settings, path, args.workers, args.watch).run())
+        worker = None
+        if args.worker_index is not None and args.worker_listen and args.worker_report:
+            worker = (
+                args.worker_index,
+                parse_listen_address(args.worker_listen),
+                args.worker_report,
+            )
+        asyncio.run(_serve(settings, path, args.watch, worker))
+    except OSError as error:
+        # A port in use, an address not on this host, no permission: an operator's error,
+        # said in one line, not a traceback.
+        print(f"m2mgate run: cannot listen: {error.strerror or error}", file=sys.stderr)
+        print(
+            f"  listen: {settings.listen}, admin_listen: {settings.admin_listen}", file=sys.stderr
+        )
+        return 1
+    except WorkersFailed as error:
+        print(f"m2mgate run: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -296,7 +312,11 @@ async def _serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()  # release what did start (the key fetch session, a listener)
+        raise
     if worker is not None:
         host, port = gateway.admin_address
         write_worker_report(worker[2], worker[0], f"{host}:{port}")

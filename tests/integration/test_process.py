@@ -206,3 +206,24 @@ async def test_sigterm_lets_a_two_second_request_finish_and_refuses_new_ones(
             process.kill()
     assert process.returncode == 0
     assert exited_after < config["shutdown_grace_seconds"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_port_in_use_is_one_clear_line_not_a_traceback(tmp_path, jwks, upstream, workers):
+    config: dict[str, Any] = base_config(jwks, upstream)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config["listen"] = f"127.0.0.1:{taken.getsockname()[1]}"
+        config["admin_listen"] = f"127.0.0.1:{free_port()}"
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "m2mgate", "run", "--config", str(path), "--workers", workers,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    text = stderr.decode()
+    assert "m2mgate run: cannot listen:" in text and config["listen"] in text
+    assert "Traceback" not in text

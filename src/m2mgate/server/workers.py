@@ -49,6 +49,10 @@ _SCRAPE_TIMEOUT_SECONDS = 5.0
 _MAX_BACKOFF_SECONDS = 30.0
 
 
+class WorkersFailed(Exception):
+    """The workers could not start (each says why on stderr)."""
+
+
 @dataclass
 class Worker:
     index: int
@@ -161,11 +165,11 @@ class Supervisor:
         deadline = asyncio.get_running_loop().time() + _READY_TIMEOUT_SECONDS
         while not all(self._admin_of(worker) for worker in self.workers):
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("workers did not start")
+                raise WorkersFailed(f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s")
             for worker in self.workers:
                 if worker.process is not None and worker.process.returncode is not None:
                     code = worker.process.returncode
-                    raise RuntimeError(f"worker {worker.index} exited with {code} at start")
+                    raise WorkersFailed(f"worker {worker.index} exited with {code} at start")
             await asyncio.sleep(0.05)
 
     def _admin_of(self, worker: Worker) -> str | None:
