@@ -55,6 +55,7 @@ class Gateway:
         wall_clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
         worker_listen: ListenAddress | None = None,
+        worker_index: int | None = None,
     ) -> None:
         self.settings = settings  # as started: listeners and grace come from here
         # As one of `run --workers N`: share this (resolved) proxy address with the other
@@ -63,6 +64,10 @@ class Gateway:
         self.config_path = config_path
         self.log = build_logger(log_stream, settings.log_level)
         self.access_log = AccessLog(log_stream, settings.log_level)
+        if worker_index is not None:
+            # N workers share one stdout: every line says which one wrote it.
+            self.log = self.log.bind(worker=worker_index)
+            self.access_log.extra = {"worker": worker_index}
         self.metrics = GatewayMetrics(registry)
         self._clock = clock
         self._wall_clock = wall_clock

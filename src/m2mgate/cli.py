@@ -298,7 +298,10 @@ async def _serve(
     worker: tuple[int, ListenAddress, Path] | None = None,
 ) -> None:
     gateway = Gateway(
-        settings, config_path=path, worker_listen=worker[1] if worker is not None else None
+        settings,
+        config_path=path,
+        worker_listen=worker[1] if worker is not None else None,
+        worker_index=worker[0] if worker is not None else None,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

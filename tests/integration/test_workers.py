@@ -141,6 +141,8 @@ async def test_two_workers_share_the_port_and_one_admin_port(tree, mint):
     assert "workers_started" in names and "worker_exited" in names
     assert names.count("stopped") == 3  # both workers and the supervisor
     assert "unhandled_error" not in names
+    served = {e.get("worker") for e in events if e["event"] == "request"}
+    assert served == {0, 1}  # every worker line says which worker wrote it
 
 
 def test_workers_must_be_a_small_positive_number():

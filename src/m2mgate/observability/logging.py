@@ -101,6 +101,7 @@ class AccessLog:
     def __init__(self, stream: TextIO | None = None, level: str = "info") -> None:
         self._stream = stream if stream is not None else sys.stdout
         self.enabled = _LEVELS[level] <= logging.INFO
+        self.extra: dict[str, Any] = {}  # fields on every line (the worker index)
 
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -108,6 +109,8 @@ class AccessLog:
         for key, value in fields.items():
             if type(value) is str and _SUSPECT.search(value):
                 fields[key] = redact_text(value)
+        if self.extra:
+            fields.update(self.extra)
         fields["event"] = "request"
         fields["level"] = "info"
         fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
