@@ -25,6 +25,7 @@ from m2mgate.config.schema import ConfigSchema
 from m2mgate.demo.runner import DemoPorts, demo_config_text, serve_demo
 from m2mgate.errors import ConfigError, MalformedToken
 from m2mgate.explain import as_json, as_text, explain
+from m2mgate.gc_tuning import freeze_startup_objects
 from m2mgate.issuer.client_secrets import hash_secret
 from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
@@ -320,6 +321,7 @@ async def _serve(
     except BaseException:
         await gateway.stop()  # release what did start (the key fetch session, a listener)
         raise
+    freeze_startup_objects()
     if worker is not None:
         host, port = gateway.admin_address
         write_worker_report(worker[2], worker[0], f"{host}:{port}")
