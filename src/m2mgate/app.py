@@ -37,7 +37,7 @@ from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
 from m2mgate.server.handler import ProxyHandler
-from m2mgate.server.protocol import ConnectionLimits, GatewayServer
+from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
 from m2mgate.server.runtime import Runtime
 
 _WATCH_INTERVAL_SECONDS = 1.0
@@ -84,8 +84,7 @@ class Gateway:
         self._draining = False
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
-        self._proxy_runner: web.ServerRunner | None = None
-        self._proxy_server: GatewayServer | None = None
+        self._proxy_server: HttpServer | None = None
         self._admin_runner: web.AppRunner | None = None
 
     # --- wiring ---------------------------------------------------------------------------------
@@ -187,32 +186,25 @@ class Gateway:
             self._start_refresher(name)
         handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log, self.access_log)
         limits = self.settings.listener
-        server = GatewayServer(
+        server = HttpServer(
             handler,
-            limits=ConnectionLimits(
+            ConnectionLimits(
                 head_timeout_seconds=limits.head_timeout_seconds,
+                keepalive_timeout_seconds=limits.keepalive_timeout_seconds,
                 max_connections=limits.max_connections,
                 max_url_bytes=limits.max_url_bytes,
+                max_header_bytes=limits.max_header_bytes,
+                max_headers=limits.max_headers,
             ),
-            on_http_error=self._http_error,
-            on_slow_client=lambda: self.metrics.client_errors.labels("slow_client").inc(),
-            on_connection_refused=lambda: self.metrics.client_errors.labels("over_capacity").inc(),
-            access_log=None,  # one structured access event per request comes from the handler
-            auto_decompress=False,  # a proxy passes request bodies through untouched
-            max_line_size=limits.max_url_bytes,
-            max_field_size=limits.max_header_bytes,
-            max_headers=limits.max_headers,
-            keepalive_timeout=limits.keepalive_timeout_seconds,
+            ServerEvents(
+                http_error=self._http_error,
+                slow_client=lambda: self.metrics.client_errors.labels("slow_client").inc(),
+                connection_refused=lambda: self.metrics.client_errors.labels("over_capacity").inc(),
+            ),
         )
         self._proxy_server = server
-        self._proxy_runner = web.ServerRunner(
-            server, shutdown_timeout=self.settings.shutdown_grace_seconds
-        )
-        await self._proxy_runner.setup()
-        if self._worker_listen is not None:
-            await _serve(self._proxy_runner, self._worker_listen, reuse_port=True)
-        else:
-            await _serve(self._proxy_runner, self.settings.listen)
+        listen = self._worker_listen or self.settings.listen
+        await server.listen(listen.host, listen.port, reuse_port=self._worker_listen is not None)
         self._admin_runner = web.AppRunner(
             admin_app(self.metrics.registry, self.key_statuses, lambda: self._draining),
             access_log=None,
@@ -230,17 +222,12 @@ class Gateway:
             config=str(self.config_path) if self.config_path else None,
         )
 
-    def _http_error(self, status: int, exc: BaseException | None, request_id: str) -> None:
+    def _http_error(self, status: int, error: str, request_id: str) -> None:
         """A request the HTTP parser refused (the handler never ran): count and log it once.
-        The parser's message quotes request bytes, so only the exception's class is logged."""
+        The parser's message quotes request bytes, so only the error's class is logged."""
         self.metrics.requests.labels(NO_LABEL, "OTHER", str(status)).inc()
         self.metrics.client_errors.labels("bad_http").inc()
-        self.log.info(
-            "http_error",
-            request_id=request_id,
-            status=status,
-            error=type(exc).__name__ if exc is not None else None,
-        )
+        self.log.info("http_error", request_id=request_id, status=status, error=error)
 
     @property
     def open_connections(self) -> int:
@@ -258,9 +245,8 @@ class Gateway:
         """Stop accepting, drain in-flight requests (bounded by the grace period), close."""
         self._draining = True  # /readyz answers 503 from now on
         self.log.info("draining", grace_seconds=self.settings.shutdown_grace_seconds)
-        if self._proxy_runner is not None:
-            await self._proxy_runner.cleanup()
-            self._proxy_runner = None
+        if self._proxy_server is not None:
+            await self._proxy_server.shutdown(self.settings.shutdown_grace_seconds)
         tasks = [*self._refreshers.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -354,7 +340,14 @@ class Gateway:
 
     @property
     def proxy_address(self) -> tuple[str, int]:
-        return _bound(self._proxy_runner)
+        address = self._proxy_server.address if self._proxy_server is not None else None
+        if address is None:
+            raise RuntimeError("not listening")
+        return address
+
+    @property
+    def is_accepting(self) -> bool:
+        return self._proxy_server is not None and self._proxy_server.is_listening
 
     @property
     def admin_address(self) -> tuple[str, int]:
@@ -368,10 +361,8 @@ def _digest(path: Path) -> str | None:
         return None  # mid-swap or removed: the next change (or a reload) reports it
 
 
-async def _serve(runner: web.BaseRunner, address: ListenAddress, reuse_port: bool = False) -> None:
-    site = web.TCPSite(
-        runner, address.host, address.port, reuse_address=True, reuse_port=reuse_port or None
-    )
+async def _serve(runner: web.BaseRunner, address: ListenAddress) -> None:
+    site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
     await site.start()
 
 

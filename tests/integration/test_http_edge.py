@@ -117,11 +117,20 @@ async def test_slow_clients_are_cut_off(make_gateway, mint):
     for _ in range(3):  # keep trickling bytes: progress must not extend the deadline
         await asyncio.sleep(0.1)
         trickle_writer.write(b"X-A: 1\r\n")
-    assert await asyncio.wait_for(silent_reader.read(), 3) == b""  # closed by the gateway
-    assert await asyncio.wait_for(trickle_reader.read(), 3) == b""
+    assert await _closed_by_peer(silent_reader)  # closed by the gateway
+    assert await _closed_by_peer(trickle_reader)
     assert (await gw.get("/api/user/x", mint())).status == 200  # real clients unaffected
     text = await gw.metrics_text()
     assert 'm2mgate_client_errors_total{kind="slow_client"} 2.0' in text
+
+
+async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
+    """True when the peer closed within 3 s: an EOF, or a reset (a trickling client's last
+    bytes can still sit unread in the gateway's receive buffer when it closes)."""
+    try:
+        return await asyncio.wait_for(reader.read(), 3) == b""
+    except ConnectionResetError:
+        return True
 
 
 async def test_keep_alive_connections_get_a_fresh_deadline_per_request(make_gateway, mint):

@@ -50,7 +50,7 @@ async def test_graceful_drain_finishes_in_flight_requests(gw, mint, upstream):
     in_flight = asyncio.create_task(gw.get("/api/user/x?behaviour=hang", token))
     await asyncio.wait_for(upstream.entered.wait(), 5)
     stopping = asyncio.create_task(gw.gateway.stop())
-    await eventually(lambda: gw.gateway._proxy_runner is None or not gw.gateway._proxy_runner.sites)
+    await eventually(lambda: not gw.gateway.is_accepting)
     host, port = gw.url.removeprefix("http://").split(":")
     with pytest.raises(ConnectionRefusedError):  # no longer accepting
         await asyncio.open_connection(host, int(port))

@@ -9,13 +9,10 @@ is aborted instead, so a truncated body can never pass for a complete one.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
 
 from m2mgate.errors import (
@@ -27,6 +24,7 @@ from m2mgate.errors import (
 )
 from m2mgate.proxy.headers import Headers, downstream_response_headers
 from m2mgate.proxy.http1_client import Response, UpstreamPool
+from m2mgate.server.request_cycle import RequestCycle, http_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,50 +88,51 @@ class UpstreamForwarder:
 
     async def forward(
         self,
-        request: web.BaseRequest,
+        request: RequestCycle,
         headers: Headers,
         request_id: str,
         timing: ForwardTiming,
         limits: BodyLimits,
-    ) -> web.StreamResponse:
+    ) -> None:
+        """Forward the request and relay the response to the client (RequestCycle writes)."""
         if self._pool is None:
             raise RuntimeError("forwarder not started")
         declared = request.content_length
         if limits.max_bytes is not None and declared is not None and declared > limits.max_bytes:
             raise RequestTooLarge(f"Content-Length {declared} > {limits.max_bytes}")
         started = time.perf_counter()
-        await _send_continue_if_expected(request)
-        body = _limited_body(request, limits, timing) if request.body_exists else None
-        # raw_path: the exact bytes the client sent, path and query (never re-quoted).
-        upstream = await self._pool.request(request.method, request.raw_path, headers, body)
+        body = None
+        if request.has_body:
+            request.send_continue()  # only now: the request is authorized
+            body = _limited_body(request, limits, timing)
+        # target: the exact bytes the client sent, path and query (never re-quoted).
+        upstream = await self._pool.request(request.method, request.target, headers, body)
         try:
-            return await self._relay(request, upstream, request_id, timing)
+            await self._relay(request, upstream, request_id, timing)
         finally:
             timing.upstream_seconds = time.perf_counter() - started
             upstream.release()
 
     async def _relay(
         self,
-        request: web.BaseRequest,
+        request: RequestCycle,
         upstream: Response,
         request_id: str,
         timing: ForwardTiming,
-    ) -> web.StreamResponse:
-        headers = downstream_response_headers(upstream.headers, request_id)
+    ) -> None:
+        headers, content_length = downstream_response_headers(
+            upstream.headers, request_id, http_date()
+        )
         whole = upstream.whole_body() if request.method != "HEAD" else None
         if whole is not None:
-            # The whole body is here already (the common small response): one Response,
-            # written by aiohttp with its head in a single send. Its length is the body's.
-            return web.Response(
-                status=upstream.status,
-                body=whole,
-                headers=CIMultiDict((n, v) for n, v in headers if n.lower() != "content-length"),
-            )
-        response = web.StreamResponse(status=upstream.status)
-        for name, value in headers:
-            response.headers.add(name, value)
+            # The whole body is here already (the common small response): head and body in
+            # one write. Its length is the body's.
+            if content_length is not None:
+                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+            request.respond(upstream.status, headers, whole, add_date=False)
+            return
+        request.start(upstream.status, headers, content_length)
         try:
-            await response.prepare(request)
             while True:
                 try:
                     chunk = await upstream.read()
@@ -144,21 +143,21 @@ class UpstreamForwarder:
                     # Content-Length would).
                     timing.failure = "aborted"
                     timing.failure_detail = error.detail
-                    _abort(request)
-                    return response
+                    request.abort()
+                    return
                 if not chunk:
                     break
-                await response.write(chunk)
-            await response.write_eof()
-        except (ConnectionError, OSError):
-            # The client left (aiohttp raises ClientConnectionResetError, a ConnectionError).
-            # release() closes the upstream side if its body was left unread.
+                request.write(chunk)
+                await request.drain()
+            request.finish()
+        except ConnectionError:
+            # The client left. release() closes the upstream side if its body was left unread.
             timing.client_gone = True
-        return response
+            request.abort()
 
 
 async def _limited_body(
-    request: web.BaseRequest, limits: BodyLimits, timing: ForwardTiming
+    request: RequestCycle, limits: BodyLimits, timing: ForwardTiming
 ) -> AsyncIterator[bytes]:
     """The request body, streamed, within the size limit and the idle timeout.
 
@@ -168,11 +167,11 @@ async def _limited_body(
     received = 0
     while True:
         try:
-            chunk = await asyncio.wait_for(request.content.readany(), limits.idle_timeout_seconds)
+            chunk = await request.read_body(limits.idle_timeout_seconds)
         except TimeoutError:
             timing.body_error = ClientTimeout("the request body stalled")
             raise timing.body_error from None
-        except (ConnectionError, OSError) as error:
+        except ConnectionError as error:
             timing.client_gone = True
             timing.body_error = ClientClosedRequest(type(error).__name__)
             raise timing.body_error from None
@@ -183,18 +182,3 @@ async def _limited_body(
             timing.body_error = RequestTooLarge(f"body over {limits.max_bytes} bytes")
             raise timing.body_error
         yield chunk
-
-
-async def _send_continue_if_expected(request: web.BaseRequest) -> None:
-    """RFC 9110 §10.1.1: answer `Expect: 100-continue` ourselves, only once the request is
-    authorized (this runs after the decision), so an unauthorized client never uploads."""
-    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request.writer.output_size = 0  # as aiohttp's own expect handler: the body starts later
-
-
-def _abort(request: web.BaseRequest) -> None:
-    # aiohttp's final write_eof() then meets a closed transport and ends the exchange quietly.
-    transport = request.transport
-    if transport is not None:
-        transport.abort()

@@ -209,10 +209,35 @@ def forwarded_headers(
     return headers
 
 
-def downstream_response_headers(incoming: Sequence[tuple[str, str]], request_id: str) -> Headers:
-    drop = HOP_BY_HOP | connection_listed(incoming) | {"x-request-id"}
-    headers = [(name, value) for name, value in incoming if name.lower() not in drop]
+_RESPONSE_DROPPED = HOP_BY_HOP | {"x-request-id"}
+
+
+def downstream_response_headers(
+    incoming: Sequence[tuple[str, str]], request_id: str, date: str
+) -> tuple[Headers, int | None]:
+    """What the client gets of the upstream's response headers, and its Content-Length.
+
+    Hop-by-hop fields go; X-Request-Id is the gateway's; `Server` and `Date` are added when the
+    upstream sent none (RFC 9110 §6.6.1: a proxy with a clock adds a missing Date)."""
+    listed = connection_listed(incoming)
+    drop = _RESPONSE_DROPPED | listed if listed else _RESPONSE_DROPPED
+    headers: Headers = []
+    has_server = has_date = False
+    content_length: int | None = None
+    for name, value in incoming:
+        lowered = name.lower()
+        if lowered in drop:
+            continue
+        if lowered == "server":
+            has_server = True
+        elif lowered == "date":
+            has_date = True
+        elif lowered == "content-length":
+            content_length = int(value)  # llhttp accepted it: digits only, one field
+        headers.append((name, value))
     headers.append(("X-Request-Id", request_id))
-    if not any(name.lower() == "server" for name, _ in headers):
+    if not has_server:
         headers.append(("Server", SERVER))
-    return headers
+    if not has_date:
+        headers.append(("Date", date))
+    return headers, content_length

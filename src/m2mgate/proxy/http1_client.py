@@ -425,9 +425,9 @@ class UpstreamPool:
         if chunked:
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
-        # Header values arrive as aiohttp decoded them (UTF-8, surrogateescape): the same
-        # encoding gives back the client's exact bytes.
-        conn.write("".join(lines).encode("utf-8", "surrogateescape"))
+        # The listener decoded the client's bytes as latin-1: the same encoding gives them back
+        # exactly (identity values are ASCII, percent-encoded by the header rules).
+        conn.write("".join(lines).encode("latin-1"))
         if body is None:
             await exchange.read_head(self.timeout)
             return exchange
@@ -440,9 +440,9 @@ class UpstreamPool:
         if not sender.done():
             # The upstream answered before taking the whole body (an early 413, or nginx's
             # `return`): stop sending (RFC 9112 §9.3 lets a client abort) and retire the
-            # connection. The sender must stop *reading* the client's body too: aiohttp
-            # discards the rest itself once the handler returns ("lingering"), and two readers
-            # on one payload would break the client's keep-alive connection.
+            # connection. The sender must stop *reading* the client's body too: the listener
+            # discards the rest itself once the handler returns, and two readers on one body
+            # would break the client's keep-alive connection.
             exchange.no_reuse = True
             sender.cancel()
             await asyncio.wait((sender,))  # it has stopped reading before the handler returns

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
 from m2mgate.decision import DecisionRecord
 from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
@@ -16,7 +14,8 @@ from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
 from m2mgate.proxy.forwarder import ForwardTiming
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
 from m2mgate.request_path import split_target
-from m2mgate.server.responses import error_response, internal_error_response
+from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.responses import Reply, error_response, internal_error_response
 from m2mgate.server.runtime import Runtime
 
 _MAX_LOGGED_PATH = 512
@@ -35,64 +34,62 @@ class ProxyHandler:
         self.log = log
         self.access_log = access_log
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def __call__(self, request: RequestCycle) -> None:
         started = time.perf_counter()
-        request_id = choose_request_id(request.headers.getall("X-Request-Id", ()))
-        path, _ = split_target(request.raw_path)
+        request_id = choose_request_id(request.request_ids)
+        path, _ = split_target(request.target)
         record = DecisionRecord()
         timing = ForwardTiming()
-        status = 500
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
         self.metrics.in_flight.inc()
         try:
-            response = await self._handle(runtime, request, request_id, record, timing)
-            status = response.status
-            return response
+            await self._handle(runtime, request, request_id, record, timing)
         finally:
             self.metrics.in_flight.dec()
             runtime.leave()
+            # A response never started (cancelled at shutdown) is logged as the 500 it ends as.
+            status = request.status if request.head_sent else 500
             self._observe(request, path, request_id, record, timing, status, started)
 
     async def _handle(
         self,
         runtime: Runtime,
-        request: web.BaseRequest,
+        request: RequestCycle,
         request_id: str,
         record: DecisionRecord,
         timing: ForwardTiming,
-    ) -> web.StreamResponse:
+    ) -> None:
         try:
             await runtime.gatekeeper.decide(
-                request.method,
-                request.raw_path,
-                request.headers.getall("Authorization", ()),
-                record,
+                request.method, request.target, request.authorization, record
             )
             headers = upstream_request_headers(
-                list(request.headers.items()),
+                request.headers,
                 runtime.settings.forward,
                 record.principal,
                 request_id,
                 ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
             )
-            return await runtime.forwarder.forward(
+            await runtime.forwarder.forward(
                 request, headers, request_id, timing, runtime.settings.body_limits
             )
+            return
         except UpstreamFailure as error:
             timing.failure = "timeout" if isinstance(error, GatewayTimeout) else "unavailable"
             timing.failure_detail = error.detail
-            return error_response(error, request_id)
+            reply = error_response(error, request_id)
         except GatewayError as error:
-            return error_response(error, request_id)
+            reply = error_response(error, request_id)
         except Exception:
             # Not a gateway decision: a bug. 500, logged with its trace; never a silent 401.
             self.log.exception("unhandled_error", request_id=request_id)
-            return internal_error_response(request_id)
+            reply = internal_error_response(request_id)
+        _send(request, reply)
 
     def _observe(
         self,
-        request: web.BaseRequest,
+        request: RequestCycle,
         path: str,
         request_id: str,
         record: DecisionRecord,
@@ -140,3 +137,10 @@ class ProxyHandler:
                 "remote": request.remote,
             }
         )
+
+
+def _send(request: RequestCycle, reply: Reply) -> None:
+    if request.head_sent:
+        request.abort()  # the response had started: too late for an error, cut it honestly
+    else:
+        request.respond(reply.status, reply.headers, reply.body)

@@ -7,8 +7,7 @@ description: never a token, a claim value or a library message (those go to the 
 from __future__ import annotations
 
 import json
-
-from aiohttp import web
+from dataclasses import dataclass
 
 from m2mgate.errors import (
     CredentialsMissing,
@@ -43,29 +42,42 @@ def challenge(error: GatewayError) -> str | None:
     return None
 
 
-def error_response(error: GatewayError, request_id: str) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole response the gateway makes itself (the listener adds Date and the framing)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for n, v in self.headers if n.lower() == name.lower()), None)
+
+
+def error_response(error: GatewayError, request_id: str) -> Reply:
     body = {
         "error": error.error,
         "error_description": error.description,
         "request_id": request_id,
     }
-    response = _json_response(error.status, body, request_id)
+    headers = _json_headers(request_id)
     value = challenge(error)
     if value is not None:
-        response.headers["WWW-Authenticate"] = value
+        headers.append(("WWW-Authenticate", value))
     if isinstance(error, KeysUnavailable):
-        response.headers["Retry-After"] = str(error.retry_after_seconds)
-    return response
+        headers.append(("Retry-After", str(error.retry_after_seconds)))
+    return Reply(error.status, headers, json.dumps(body).encode())
 
 
-def internal_error_response(request_id: str) -> web.Response:
-    return _json_response(500, {**_INTERNAL, "request_id": request_id}, request_id)
+def internal_error_response(request_id: str) -> Reply:
+    body = {**_INTERNAL, "request_id": request_id}
+    return Reply(500, _json_headers(request_id), json.dumps(body).encode())
 
 
-def _json_response(status: int, body: dict[str, str], request_id: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/json",
-        headers={"Cache-Control": "no-store", "X-Request-Id": request_id, "Server": SERVER},
-    )
+def _json_headers(request_id: str) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "no-store"),
+        ("X-Request-Id", request_id),
+        ("Server", SERVER),
+    ]

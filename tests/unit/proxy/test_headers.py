@@ -223,11 +223,20 @@ def test_response_headers():
         ("X-Request-Id", "upstream-chosen"),
         ("Content-Length", "10"),
     ]
-    headers = downstream_response_headers(incoming, "rid")
+    headers, length = downstream_response_headers(incoming, "rid", "DATE")
     assert headers == [
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2"),
         ("Content-Length", "10"),
         ("X-Request-Id", "rid"),
         ("Server", "m2mgate"),  # the upstream sent none; never aiohttp's version banner
+        ("Date", "DATE"),  # RFC 9110 §6.6.1: a proxy adds a missing Date
     ]
+    assert length == 10
+
+
+def test_response_headers_keep_the_upstreams_server_and_date():
+    incoming = [("server", "nginx"), ("date", "Tue, 01 Dec 2026 08:00:00 GMT")]
+    headers, length = downstream_response_headers(incoming, "rid", "DATE")
+    assert headers == [*incoming, ("X-Request-Id", "rid")]
+    assert length is None

@@ -49,15 +49,17 @@ from m2mgate.server.responses import error_response, internal_error_response
 def test_error_table(error, status, code, challenge):
     response = error_response(error, "rid-1")
     assert response.status == status
-    assert response.headers.get("WWW-Authenticate") == challenge
-    assert response.content_type == "application/json"
+    assert response.header("WWW-Authenticate") == challenge
+    assert response.header("Content-Type") == "application/json"
+    assert response.header("Cache-Control") == "no-store"
+    assert response.header("X-Request-Id") == "rid-1"
     body = json.loads(response.body)
     assert body == {"error": code, "error_description": error.description, "request_id": "rid-1"}
 
 
 def test_retry_after():
-    assert error_response(KeysUnavailable(7), "r").headers["Retry-After"] == "7"
-    assert error_response(KeysUnavailable(0), "r").headers["Retry-After"] == "1"
+    assert error_response(KeysUnavailable(7), "r").header("Retry-After") == "7"
+    assert error_response(KeysUnavailable(0), "r").header("Retry-After") == "1"
 
 
 def test_detail_never_reaches_the_client():

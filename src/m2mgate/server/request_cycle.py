@@ -1,0 +1,289 @@
+"""One request on a client connection and the response to it (the proxy listener's unit of
+work, made by http1_server.py and used by the handler and the forwarder).
+
+The request side is what the parser saw: method, the raw request-target, the header fields in
+order, and the body as a stream (`read_body`). The response side writes HTTP/1.1 straight to
+the transport: `respond` for a whole response in one write, or `start` / `write` / `finish` to
+stream one. Framing is decided here, once, from what the response declares:
+
+- a HEAD request, 1xx, 204 and 304 carry no body (RFC 9110 §6.4.1); their headers go as given;
+- a body of known length keeps its `Content-Length` and is written as is;
+- a body of unknown length is chunked for HTTP/1.1 clients, and delimited by closing the
+  connection for HTTP/1.0 ones (RFC 9112 §6.3).
+A streamed body that ends short of its declared length (the upstream failed) is never made to
+look complete: `abort` cuts the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m2mgate.server.http1_server import HttpConnection
+
+Headers = list[tuple[str, str]]
+
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+_PHRASES[499] = "Client Closed Request"
+_NO_BODY = frozenset({204, 304})
+_PAUSE_ABOVE = 256 * 1024  # buffered request body bytes before reading from the client pauses
+
+
+def status_line(version: str, status: int) -> str:
+    return f"HTTP/{version} {status} {_PHRASES.get(status, '')}\r\n"
+
+
+_date_second = 0
+_date_value = ""
+
+
+def http_date() -> str:
+    """The `Date` value for now (RFC 9110 §6.6.1), formatted once per second."""
+    global _date_second, _date_value
+    now = int(time.time())
+    if now != _date_second:
+        _date_second, _date_value = now, formatdate(now, usegmt=True)
+    return _date_value
+
+
+class RequestCycle:
+    __slots__ = (
+        "_body_done",
+        "_buffered",
+        "_chunked",
+        "_chunks",
+        "_conn",
+        "_continue_sent",
+        "_left",
+        "_paused",
+        "_waiter",
+        "authorization",
+        "content_length",
+        "expect_continue",
+        "finished",
+        "has_body",
+        "head_sent",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "remote",
+        "request_ids",
+        "scheme",
+        "status",
+        "target",
+        "version",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        conn: HttpConnection,
+        method: str,
+        target: str,
+        version: str,
+        headers: Headers,
+        keep_alive: bool,
+    ) -> None:
+        self._conn = conn
+        self.method = method
+        self.target = target  # the exact bytes the client sent (path and query), latin-1
+        self.version = version
+        self.headers = headers  # (name, value) in order, latin-1: the client's exact bytes
+        self.keep_alive = keep_alive
+        self.remote = conn.remote
+        self.scheme = "http"
+        # Filled by the connection while it reads the head:
+        self.authorization: list[str] = []
+        self.request_ids: list[str] = []
+        self.host: str | None = None
+        self.expect_continue = False
+        self.content_length: int | None = None
+        self.has_body = False
+        # Body, fed by the connection:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._body_done = False
+        self._paused = False
+        self._waiter: asyncio.Future[Any] | None = None
+        self._continue_sent = False
+        # Response:
+        self.status = 0
+        self.head_sent = False
+        self.finished = False
+        self._chunked = False
+        self._left: int | None = None  # bytes still owed under a declared Content-Length
+
+    # --- the request body ---------------------------------------------------------------------
+
+    @property
+    def body_complete(self) -> bool:
+        return self._body_done
+
+    def feed_body(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > _PAUSE_ABOVE and not self._paused:
+            self._paused = True
+            self._conn.pause_reading()
+        self._wake()
+
+    def end_body(self) -> None:
+        self._body_done = True
+        self._wake()
+
+    def connection_lost(self) -> None:
+        self._wake()
+
+    def discard_body(self) -> int:
+        """Drop what is buffered (the handler is done with the request); bytes dropped."""
+        dropped = self._buffered
+        self._chunks.clear()
+        self._buffered = 0
+        if self._paused:
+            self._paused = False
+            self._conn.resume_reading()
+        return dropped
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def send_continue(self) -> None:
+        """RFC 9110 §10.1.1: `100 Continue`, sent only once the request is authorized, so an
+        unauthorized client never uploads its body."""
+        if self.expect_continue and not self._continue_sent and not self.head_sent:
+            self._continue_sent = True
+            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    @property
+    def body_expected(self) -> bool:
+        """Will the client send (the rest of) its body? Not when it waits for a 100 Continue
+        that was never sent (RFC 9110 §10.1.1)."""
+        return not self._body_done and (not self.expect_continue or self._continue_sent)
+
+    async def read_body(self, idle_seconds: float) -> bytes:
+        """The next body bytes (all buffered, joined); b"" at the end. TimeoutError when the
+        client sends nothing for `idle_seconds`; ConnectionResetError when it has left."""
+        while not self._chunks:
+            if self._body_done:
+                return b""
+            if self._conn.closed:
+                raise ConnectionResetError("the client closed the connection")
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(idle_seconds, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if waiter.result() is _TIMED_OUT and not self._chunks and not self._body_done:
+                raise TimeoutError
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused:
+            self._paused = False
+            self._conn.resume_reading()
+        return data
+
+    # --- the response -------------------------------------------------------------------------
+
+    def respond(self, status: int, headers: Headers, body: bytes, *, add_date: bool = True) -> None:
+        """A whole response in one write. `headers` must not carry Content-Length or framing
+        fields: the length is the body's."""
+        self.status = status
+        head = [status_line(self.version, status)]
+        for name, value in headers:
+            head.append(f"{name}: {value}\r\n")
+        if add_date:
+            head.append(f"Date: {http_date()}\r\n")
+        if status not in _NO_BODY and status >= 200:
+            head.append(f"Content-Length: {len(body)}\r\n")
+        if not self._conn.keeps(self):
+            head.append("Connection: close\r\n")
+        elif self.version == "1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1")
+        if body and self.method != "HEAD" and status not in _NO_BODY:
+            data += body
+        self.head_sent = self.finished = True
+        self._conn.write(data)
+
+    def start(self, status: int, headers: Headers, content_length: int | None) -> None:
+        """The head of a streamed response; `headers` carry its Content-Length, if any."""
+        self.status = status
+        self.head_sent = True
+        head = [status_line(self.version, status)]
+        for name, value in headers:
+            head.append(f"{name}: {value}\r\n")
+        has_body = self.method != "HEAD" and status not in _NO_BODY and status >= 200
+        if has_body and content_length is not None:
+            self._left = content_length
+        elif has_body and self.version == "1.1":
+            self._chunked = True
+            head.append("Transfer-Encoding: chunked\r\n")
+        elif has_body:
+            self._conn.must_close = True  # HTTP/1.0, length unknown: the close ends the body
+        if not has_body:
+            self._left = 0
+        if not self._conn.keeps(self):
+            head.append("Connection: close\r\n")
+        elif self.version == "1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        self._conn.write("".join(head).encode("latin-1"))
+
+    def write(self, data: bytes) -> None:
+        if self._conn.closed:
+            raise ConnectionResetError("the client closed the connection")
+        if not data or (self._left == 0 and not self._chunked):
+            return
+        if self._chunked:
+            self._conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+            return
+        if self._left is not None:
+            if len(data) > self._left:
+                data = data[: self._left]  # never more than declared (framing)
+            self._left -= len(data)
+        self._conn.write(data)
+
+    async def drain(self) -> None:
+        await self._conn.drain()
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self._chunked:
+            self._conn.write(b"0\r\n\r\n")
+        elif self._left:
+            self.abort()  # short of the declared length: a truncated body must not pass
+
+    def refused(self, status: int) -> None:
+        """The listener answered for this request (its body could not be parsed)."""
+        self.status = status
+        self.head_sent = self.finished = True
+        self._body_done = True
+        self._wake()
+
+    def abort(self) -> None:
+        """Cut the connection (a response that cannot be completed honestly)."""
+        self.finished = True
+        self._conn.abort()
+
+
+_TIMED_OUT: Any = object()
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
