@@ -301,8 +301,14 @@ class HttpConnection(asyncio.Protocol):
         return self._active is not None
 
     def keeps(self, cycle: RequestCycle) -> bool:
-        """Does the connection stay open after this response?"""
-        return cycle.keep_alive and not self.must_close and not self._server.draining
+        """Does the connection stay open after this response? Not when the client still waits
+        for a 100 Continue it will never get: whether its body follows is anyone's guess."""
+        return (
+            cycle.keep_alive
+            and not self.must_close
+            and not self._server.draining
+            and (cycle.body_complete or cycle.body_expected)
+        )
 
     # --- transport --------------------------------------------------------------------------
 

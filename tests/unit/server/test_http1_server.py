@@ -1,0 +1,140 @@
+"""The listener's connection state machine, driven byte by byte through a recording transport:
+the orderings a real socket produces only by chance (a whole body arriving in one read before
+the handler runs) are made certain here. Socket-level behaviour is in
+tests/integration/test_http1_server.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from m2mgate.server.http1_server import ConnectionLimits, HttpConnection, HttpServer, ServerEvents
+from m2mgate.server.request_cycle import RequestCycle
+from tests.support.waiting import eventually
+
+LIMITS = ConnectionLimits(
+    head_timeout_seconds=10,
+    keepalive_timeout_seconds=75,
+    max_connections=10,
+    max_url_bytes=8190,
+    max_header_bytes=16384,
+    max_headers=100,
+)
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def connection(handler: Any) -> tuple[HttpConnection, RecordingTransport, list[int]]:
+    errors: list[int] = []
+    events = ServerEvents(
+        http_error=lambda status, _error, _rid: errors.append(status),
+        slow_client=lambda: None,
+        connection_refused=lambda: None,
+    )
+    conn = HttpConnection(HttpServer(handler, LIMITS, events))
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    return conn, transport, errors
+
+
+def post(path: str, body: bytes) -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+async def answer_without_reading(cycle: RequestCycle) -> None:
+    cycle.respond(200, [], cycle.target.encode())
+
+
+async def test_a_body_that_ends_while_reading_is_paused_and_is_never_read_resumes_reading():
+    """Found by the benchmark (nginx answering a 1 MiB POST early): the body passed the pause
+    mark and ended in the same read, the handler never read it, and the connection stayed
+    paused forever."""
+    conn, transport, _ = connection(answer_without_reading)
+    conn.data_received(post("/one", b"x" * 300_000))  # all of it before the handler runs
+    assert transport.paused  # over the buffering mark
+    await eventually(lambda: b"/one" in transport.written)
+    await eventually(lambda: not transport.paused)
+    conn.data_received(post("/two", b"y"))
+    await eventually(lambda: b"/two" in transport.written)
+    assert not transport.closed
+
+
+async def test_pipelined_requests_wait_their_turn_with_reading_paused():
+    release = asyncio.Event()
+
+    async def slow_first(cycle: RequestCycle) -> None:
+        if cycle.target == "/first":
+            await release.wait()
+        cycle.respond(200, [], cycle.target.encode())
+
+    conn, transport, _ = connection(slow_first)
+    conn.data_received(post("/first", b"a") + post("/second", b"b"))
+    await asyncio.sleep(0)
+    assert transport.paused  # a request is queued: read no further
+    assert b"/second" not in transport.written
+    release.set()
+    await eventually(lambda: b"/second" in transport.written)
+    assert transport.written.index(b"/first") < transport.written.index(b"/second")
+    assert not transport.paused
+
+
+async def test_a_bad_chunk_in_a_body_being_handled_cancels_the_handler():
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def reads_the_body(cycle: RequestCycle) -> None:
+        started.set()
+        try:
+            while await cycle.read_body(5):
+                pass
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    conn, transport, errors = connection(reads_the_body)
+    conn.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    conn.data_received(b"zz\r\n")  # not a chunk size
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert errors == [400]
+    assert transport.written.startswith(b"HTTP/1.1 400 ")
+    assert transport.closed
+
+
+async def test_an_unfinished_response_is_cut_not_left_hanging():
+    async def forgets_to_finish(cycle: RequestCycle) -> None:
+        cycle.start(200, [("Content-Length", "10")], 10)
+        cycle.write(b"short")
+
+    conn, transport, _ = connection(forgets_to_finish)
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await eventually(lambda: transport.closed)
+    assert transport.written.endswith(b"short")
