@@ -103,8 +103,14 @@ class RunningGateway:
     gateway: Gateway
     url: str
     admin_url: str
-    log_stream: io.StringIO
+    stream: io.StringIO
     http: aiohttp.ClientSession
+
+    @property
+    def log_stream(self) -> io.StringIO:
+        """Everything logged so far: request lines held in the access log's batch included."""
+        self.gateway.access_log.flush()
+        return self.stream
 
     def log_events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_stream.getvalue().splitlines() if line]

@@ -41,6 +41,8 @@ from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEven
 from m2mgate.server.runtime import Runtime
 
 _WATCH_INTERVAL_SECONDS = 1.0
+_ACCESS_LOG_BATCH = 64
+_ACCESS_LOG_FLUSH_SECONDS = 0.1  # the most a request line waits before it is written
 _RESTART_ONLY = ("listen", "admin_listen", "listener", "shutdown_grace_seconds", "log_level")
 
 
@@ -63,7 +65,8 @@ class Gateway:
         self._worker_listen = worker_listen
         self.config_path = config_path
         self.log = build_logger(log_stream, settings.log_level)
-        self.access_log = AccessLog(log_stream, settings.log_level)
+        # Batched: one write per 64 request lines or per flush interval, not a syscall each.
+        self.access_log = AccessLog(log_stream, settings.log_level, batch_lines=_ACCESS_LOG_BATCH)
         if worker_index is not None:
             # N workers share one stdout: every line says which one wrote it.
             self.log = self.log.bind(worker=worker_index)
@@ -203,6 +206,7 @@ class Gateway:
             ),
         )
         self._proxy_server = server
+        self._spawn(self._flush_access_log())
         listen = self._worker_listen or self.settings.listen
         await server.listen(listen.host, listen.port, reuse_port=self._worker_listen is not None)
         self._admin_runner = web.AppRunner(
@@ -252,6 +256,7 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._refreshers.clear()
+        self.access_log.flush()  # every request line is written before the process exits
         await self._runtime.forwarder.close()
         if self._jwks_session is not None:
             await self._jwks_session.close()
@@ -311,6 +316,11 @@ class Gateway:
             upstream_pool="new" if forwarder is not old.forwarder else "kept",
             needs_restart=restart_only or None,
         )
+
+    async def _flush_access_log(self) -> None:
+        while True:
+            await asyncio.sleep(_ACCESS_LOG_FLUSH_SECONDS)
+            self.access_log.flush()
 
     async def _close_when_drained(self, runtime: Runtime) -> None:
         # Requests still on the old pool past the grace period are cut, as on stop.

@@ -105,3 +105,14 @@ async def test_a_bug_is_a_500_with_a_logged_trace(gw, mint, monkeypatch):
     assert (await response.json())["error"] == "server_error"
     (event,) = [e for e in gw.log_events() if e["event"] == "unhandled_error"]
     assert "RuntimeError: simulated bug" in event["exception"]
+
+
+async def test_request_lines_are_written_within_the_flush_interval(gw, mint):
+    """The access log is batched; a quiet gateway still writes each line within ~0.1 s."""
+    from tests.support.waiting import eventually
+
+    assert (await gw.get("/api/user/x", mint())).status == 200
+    await eventually(
+        lambda: any('"event": "request"' in line for line in gw.stream.getvalue().splitlines()),
+        within_seconds=2,
+    )

@@ -95,13 +95,27 @@ class AccessLog:
 
     The line is the same as every other event's: the fields, then `event`, `level` and an ISO
     UTC `timestamp`, as JSON; every string goes through the same redaction (`redact_text`);
-    same stream, one line per write. `log_level` above info turns it off.
+    same stream, whole lines per write. `log_level` above info turns it off.
     """
 
-    def __init__(self, stream: TextIO | None = None, level: str = "info") -> None:
+    def __init__(
+        self, stream: TextIO | None = None, level: str = "info", batch_lines: int = 1
+    ) -> None:
         self._stream = stream if stream is not None else sys.stdout
         self.enabled = _LEVELS[level] <= logging.INFO
         self.extra: dict[str, Any] = {}  # fields on every line (the worker index)
+        # Lines held before one write (1: every line written at once). The gateway batches
+        # and flushes on a short timer and at shutdown, as Envoy's file access log does.
+        self._batch_lines = batch_lines
+        self._pending: list[str] = []
+
+    def flush(self) -> None:
+        """Write the lines held back, in one write."""
+        if self._pending:
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            self._stream.write(text)
+            self._stream.flush()
 
     def write(self, fields: dict[str, Any]) -> None:
         if not self.enabled:
@@ -114,8 +128,9 @@ class AccessLog:
         fields["event"] = "request"
         fields["level"] = "info"
         fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        self._stream.write(json.dumps(fields) + "\n")
-        self._stream.flush()
+        self._pending.append(json.dumps(fields))
+        if len(self._pending) >= self._batch_lines:
+            self.flush()
 
 
 def route_stdlib_logging(stream: TextIO | None = None, level: str = "info") -> None:

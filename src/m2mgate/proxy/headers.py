@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +145,10 @@ def choose_request_id(values: Sequence[str]) -> str:
     """Keep one sane client X-Request-Id (for tracing across hops), else mint one."""
     if len(values) == 1 and _REQUEST_ID.fullmatch(values[0]):
         return values[0]
-    return secrets.token_hex(16)
+    # 128 random bits for uniqueness, like a UUIDv4. A request id is a tracing label, never
+    # a credential, so it does not need the CSPRNG (a getrandom() syscall per request).
+    # random's shared generator is seeded from os.urandom and reseeded in forked children.
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,3 +91,20 @@ def test_access_log_is_off_above_info():
     stream = io.StringIO()
     AccessLog(stream, "warning").write({"path": "/x"})
     assert stream.getvalue() == ""
+
+
+def test_access_log_batches_whole_lines_in_order():
+    from m2mgate.observability.logging import AccessLog
+
+    stream = io.StringIO()
+    log = AccessLog(stream, "info", batch_lines=3)
+    log.write({"n": 1})
+    log.write({"n": 2})
+    assert stream.getvalue() == ""  # held until the batch is full or flushed
+    log.write({"n": 3})
+    log.write({"n": 4})
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2, 3]
+    log.flush()
+    log.flush()  # nothing held: nothing written twice
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2, 3, 4]
+    assert stream.getvalue().endswith("}\n")
