@@ -70,7 +70,7 @@ class Gateway:
         if worker_index is not None:
             # N workers share one stdout: every line says which one wrote it.
             self.log = self.log.bind(worker=worker_index)
-            self.access_log.extra = {"worker": worker_index}
+            self.access_log.tag(worker=worker_index)
         self.metrics = GatewayMetrics(registry)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -206,6 +206,7 @@ class Gateway:
             ),
         )
         self._proxy_server = server
+        self.metrics.watch_in_flight(lambda: server.requests_in_flight)
         self._spawn(self._flush_access_log())
         listen = self._worker_listen or self.settings.listen
         await server.listen(listen.host, listen.port, reuse_port=self._worker_listen is not None)

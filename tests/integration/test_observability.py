@@ -116,3 +116,17 @@ async def test_request_lines_are_written_within_the_flush_interval(gw, mint):
         lambda: any('"event": "request"' in line for line in gw.stream.getvalue().splitlines()),
         within_seconds=2,
     )
+
+
+async def test_in_flight_requests_are_counted_at_scrape_time(gw, mint, upstream):
+    import asyncio
+
+    from tests.support.waiting import eventually
+
+    hanging = asyncio.create_task(gw.get("/api/user/x?behaviour=hang", mint()))
+    await asyncio.wait_for(upstream.entered.wait(), 5)
+    assert "m2mgate_requests_in_flight 1.0" in await gw.metrics_text()
+    upstream.release.set()
+    assert (await asyncio.wait_for(hanging, 5)).status == 200
+    await eventually(lambda: gw.gateway.open_connections <= 1)
+    assert "m2mgate_requests_in_flight 0.0" in await gw.metrics_text()

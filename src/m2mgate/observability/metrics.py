@@ -95,6 +95,7 @@ class GatewayMetrics:
             registry=r,
         )
         self.config_last_reload_timestamp.set_to_current_time()
+        # Read at scrape time from the listener (watch_in_flight): no lock on the hot path.
         self.in_flight = Gauge(
             "m2mgate_requests_in_flight", "Requests being handled now.", registry=r
         )
@@ -114,6 +115,9 @@ class GatewayMetrics:
     def watch_key_caches(self, statuses: Callable[[], Iterable[KeyCacheStatus]]) -> None:
         """Export key cache state read at scrape time (never a stale copy)."""
         self.registry.register(_KeyCacheCollector(statuses))
+
+    def watch_in_flight(self, count: Callable[[], int]) -> None:
+        self.in_flight.set_function(count)
 
     def watch_token_cache(self, stats: TokenCacheStats, entries: Callable[[], int]) -> None:
         """The verified-token cache counts plain ints on the hot path; exported at scrape."""

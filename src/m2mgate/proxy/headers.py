@@ -19,7 +19,7 @@ import ipaddress
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,13 +132,10 @@ def identity_headers(rules: ForwardRules, principal: Principal) -> Headers:
     return headers
 
 
-def connection_listed(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
-    """Header names a `Connection` field declares hop-by-hop (RFC 9110 §7.6.1)."""
-    names: set[str] = set()
-    for name, value in headers:
-        if name.lower() == "connection":
-            names.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return frozenset(names)
+def _listed_in(value: str, listed: set[str] | None) -> set[str]:
+    names = listed if listed is not None else set()
+    names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return names
 
 
 def choose_request_id(values: Sequence[str]) -> str:
@@ -167,16 +164,20 @@ def upstream_request_headers(
     request_id: str,
     client: ClientFacts,
 ) -> Headers:
-    listed = connection_listed(incoming)
-    drop = rules.always_dropped | listed if listed else rules.always_dropped
+    drop = rules.always_dropped  # includes Connection and the X-Forwarded-* the gateway sets
     headers: Headers = []
     forwarded: dict[str, list[str]] = {}
-    for name, value in incoming:
+    listed: set[str] | None = None
+    for name, value in incoming:  # one pass; the names Connection lists are removed after
         lowered = name.lower()
-        if lowered.startswith("x-forwarded-"):
-            forwarded.setdefault(lowered, []).append(value)
         if lowered not in drop:
             headers.append((name, value))
+        elif lowered == "connection":
+            listed = _listed_in(value, listed)
+        elif lowered.startswith("x-forwarded-"):
+            forwarded.setdefault(lowered, []).append(value)
+    if listed:
+        headers = [(name, value) for name, value in headers if name.lower() not in listed]
     if principal is not None:
         headers.extend(identity_headers(rules, principal))
     headers.append(("X-Request-Id", request_id))
@@ -222,14 +223,15 @@ def downstream_response_headers(
 
     Hop-by-hop fields go; X-Request-Id is the gateway's; `Server` and `Date` are added when the
     upstream sent none (RFC 9110 §6.6.1: a proxy with a clock adds a missing Date)."""
-    listed = connection_listed(incoming)
-    drop = _RESPONSE_DROPPED | listed if listed else _RESPONSE_DROPPED
     headers: Headers = []
     has_server = has_date = False
     content_length: int | None = None
-    for name, value in incoming:
+    listed: set[str] | None = None
+    for name, value in incoming:  # one pass; the names Connection lists are removed after
         lowered = name.lower()
-        if lowered in drop:
+        if lowered in _RESPONSE_DROPPED:
+            if lowered == "connection":
+                listed = _listed_in(value, listed)
             continue
         if lowered == "server":
             has_server = True
@@ -238,6 +240,12 @@ def downstream_response_headers(
         elif lowered == "content-length":
             content_length = int(value)  # llhttp accepted it: digits only, one field
         headers.append((name, value))
+    if listed:
+        headers = [(name, value) for name, value in headers if name.lower() not in listed]
+        has_server = any(name.lower() == "server" for name, _ in headers)
+        has_date = any(name.lower() == "date" for name, _ in headers)
+        if content_length is not None and "content-length" in listed:
+            content_length = None
     headers.append(("X-Request-Id", request_id))
     if not has_server:
         headers.append(("Server", SERVER))

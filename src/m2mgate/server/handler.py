@@ -42,11 +42,9 @@ class ProxyHandler:
         timing = ForwardTiming()
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
-        self.metrics.in_flight.inc()
         try:
             await self._handle(runtime, request, request_id, record, timing)
         finally:
-            self.metrics.in_flight.dec()
             runtime.leave()
             # A response never started (cancelled at shutdown) is logged as the 500 it ends as.
             status = request.status if request.head_sent else 500
@@ -112,30 +110,26 @@ class ProxyHandler:
         if timing.failure is not None:
             child(metrics.upstream_errors, route, timing.failure).inc()
         principal = record.principal
-        self.access_log.write(
-            {
-                "request_id": request_id,
-                "method": request.method,
-                "path": path[:_MAX_LOGGED_PATH],
-                "route": record.route.name if record.route is not None else None,
-                "status": status,
-                "decision": decision,
-                "reason": record.reason.value if record.reason is not None else None,
-                "issuer": record.issuer_name,
-                # Only a *verified* client id is logged: an unverified one could be anything.
-                "client_id": principal.client_id if principal is not None else None,
-                "duration_ms": round(duration * 1000, 3),
-                "upstream_ms": (
-                    round(timing.upstream_seconds * 1000, 3)
-                    if timing.upstream_seconds is not None
-                    else None
-                ),
-                "detail": record.detail or None,
-                "upstream_failure": timing.failure,
-                "upstream_detail": timing.failure_detail,
-                "client_gone": timing.client_gone or None,
-                "remote": request.remote,
-            }
+        self.access_log.write_request(
+            request_id,
+            request.method,
+            path[:_MAX_LOGGED_PATH],
+            record.route.name if record.route is not None else None,
+            status,
+            decision,
+            record.reason.value if record.reason is not None else None,
+            record.issuer_name,
+            # Only a *verified* client id is logged: an unverified one could be anything.
+            principal.client_id if principal is not None else None,
+            round(duration * 1000, 3),
+            round(timing.upstream_seconds * 1000, 3)
+            if timing.upstream_seconds is not None
+            else None,
+            record.detail or None,
+            timing.failure,
+            timing.failure_detail,
+            timing.client_gone or None,
+            request.remote,
         )
 
 

@@ -115,7 +115,7 @@ class HttpConnection(asyncio.Protocol):
         self._max_head_bytes = self._limits.max_url_bytes + self._limits.max_headers * (
             self._limits.max_header_bytes + 2
         )
-        self._host_fields = 0
+        self._read_here: list[tuple[bytes, str]] = []  # the fields in _READ_HERE, in order
         self._refusal: int | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -173,7 +173,7 @@ class HttpConnection(asyncio.Protocol):
         self._url = []
         self._url_bytes = 0
         self._headers = []
-        self._host_fields = 0
+        self._read_here = []
         self._reading = _HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
         self.deadline = self._server.now() + self._limits.head_timeout_seconds
@@ -193,15 +193,14 @@ class HttpConnection(asyncio.Protocol):
         ):
             self._refusal = 431
             raise _Refused(431)
-        if name.lower() == b"host":
-            self._host_fields += 1
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        text = value.decode("latin-1")
+        self._headers.append((name.decode("latin-1"), text))
+        lowered = name.lower()
+        if lowered in _READ_HERE:
+            self._read_here.append((lowered, text))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        if self._host_fields > 1:
-            self._refusal = 400  # RFC 9112 §3.2
-            raise _Refused(400)
         cycle = RequestCycle(
             self,
             parser.get_method().decode("ascii"),
@@ -210,9 +209,8 @@ class HttpConnection(asyncio.Protocol):
             self._headers,
             parser.should_keep_alive(),
         )
-        _read_head_fields(cycle)
-        if cycle.has_body and cycle.content_length is None and not _is_chunked(cycle.headers):
-            self._refusal = 400  # RFC 9112 §6.1: a coding we would have to guess the end of
+        if not _read_head_fields(cycle, self._read_here):
+            self._refusal = 400
             raise _Refused(400)
         self._reading = _BODY
         self._head_bytes = 0
@@ -411,41 +409,42 @@ def _refusal(status: int, request_id: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-def _read_head_fields(cycle: RequestCycle) -> None:
-    """The few fields the gateway reads itself, found in one pass."""
+_READ_HERE = frozenset(
+    {b"authorization", b"x-request-id", b"host", b"content-length", b"transfer-encoding", b"expect"}
+)
+
+
+def _read_head_fields(cycle: RequestCycle, fields: list[tuple[bytes, str]]) -> bool:
+    """Fill in what the gateway reads itself; False when the head must be refused."""
+    hosts = 0
     length: str | None = None
-    chunked = False
-    for name, value in cycle.headers:
-        lowered = name.lower()
-        if lowered == "authorization":
+    codings: list[str] = []
+    for lowered, value in fields:
+        if lowered == b"authorization":
             cycle.authorization.append(value)
-        elif lowered == "x-request-id":
-            cycle.request_ids.append(value)
-        elif lowered == "host":
+        elif lowered == b"host":
+            hosts += 1
             cycle.host = value
-        elif lowered == "content-length":
+        elif lowered == b"x-request-id":
+            cycle.request_ids.append(value)
+        elif lowered == b"content-length":
             length = value  # llhttp refused duplicates and anything but digits
-        elif lowered == "transfer-encoding":
-            chunked = True
-        elif lowered == "expect":
+        elif lowered == b"transfer-encoding":
+            codings.extend(coding.strip().lower() for coding in value.split(","))
+        elif lowered == b"expect":
             cycle.expect_continue = value.strip().lower() == "100-continue"
+    if hosts > 1:
+        return False  # RFC 9112 §3.2: a request with more than one Host is refused
     if length is not None:
         cycle.content_length = int(length)
         cycle.has_body = cycle.content_length > 0
-    elif chunked:
+    elif codings:
+        if codings != ["chunked"]:
+            return False  # RFC 9112 §6.1: a coding we would have to guess the end of
         cycle.has_body = True
     if cycle.version != "1.1":
         cycle.expect_continue = False  # RFC 9110 §10.1.1: ignored from HTTP/1.0 clients
-
-
-def _is_chunked(headers: list[tuple[str, str]]) -> bool:
-    codings = [
-        coding.strip().lower()
-        for name, value in headers
-        if name.lower() == "transfer-encoding"
-        for coding in value.split(",")
-    ]
-    return codings == ["chunked"]
+    return True
 
 
 class HttpServer:
@@ -491,6 +490,10 @@ class HttpServer:
     @property
     def open_connections(self) -> int:
         return len(self._connections)
+
+    @property
+    def requests_in_flight(self) -> int:
+        return len(self._tasks)
 
     def now(self) -> float:
         loop = self._loop

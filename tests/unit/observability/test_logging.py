@@ -2,6 +2,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from m2mgate.observability.logging import REDACTED, build_logger, redact_text, route_stdlib_logging
 from tests.support.tokens import claims_for
 
@@ -59,6 +61,17 @@ def test_library_logs_are_json_and_redacted(rsa_signer):
     assert token not in line
 
 
+def request_fields(**overrides):
+    fields = {
+        "request_id": "rid-1", "method": "GET", "path": "/x", "route": "user", "status": 200,
+        "decision": "allow", "reason": "ok", "issuer": "local", "client_id": "svc",
+        "duration_ms": 1.25, "upstream_ms": 0.5, "detail": None, "upstream_failure": None,
+        "upstream_detail": None, "client_gone": None, "remote": "127.0.0.1",
+    }  # fmt: skip
+    fields.update(overrides)
+    return fields
+
+
 def test_access_log_lines_match_the_other_events_and_are_redacted():
     import io
     import json
@@ -66,13 +79,10 @@ def test_access_log_lines_match_the_other_events_and_are_redacted():
     from m2mgate.observability.logging import AccessLog, build_logger
 
     stream = io.StringIO()
-    AccessLog(stream, "info").write(
-        {
-            "path": "/api/eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl",
-            "status": 200,
-            "detail": None,
-            "remote": "Bearer abc.def",
-        }
+    AccessLog(stream, "info").write_request(
+        **request_fields(
+            path="/api/eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", remote="Bearer abc.def", detail=None
+        )
     )
     build_logger(stream, "info").info("other", path="/x")
     access, other = (json.loads(line) for line in stream.getvalue().splitlines())
@@ -83,13 +93,42 @@ def test_access_log_lines_match_the_other_events_and_are_redacted():
     assert access["status"] == 200 and access["detail"] is None
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"path": '/a"b\\c', "client_id": "caf\u00e9 \u2603", "detail": "tab\there\nnl\x00"},
+        {"route": None, "reason": None, "issuer": None, "client_id": None, "upstream_ms": None},
+        {"status": 499, "client_gone": True, "upstream_failure": "aborted",
+         "upstream_detail": "ConnectionResetError", "duration_ms": 1e-05},
+        {"method": "DELETE", "remote": None, "duration_ms": 12345.678},
+    ],
+)  # fmt: skip
+def test_access_log_lines_are_exactly_what_json_dumps_writes(overrides):
+    import io
+    import json
+
+    from m2mgate.observability.logging import AccessLog
+
+    stream = io.StringIO()
+    log = AccessLog(stream, "info")
+    log.tag(worker=3)
+    fields = request_fields(**overrides)
+    log.write_request(**fields)
+    line = stream.getvalue().removesuffix("\n")
+    written = json.loads(line)
+    expected = {**fields, "worker": 3, "event": "request", "level": "info"}
+    expected["timestamp"] = written["timestamp"]
+    assert line == json.dumps(expected)
+
+
 def test_access_log_is_off_above_info():
     import io
 
     from m2mgate.observability.logging import AccessLog
 
     stream = io.StringIO()
-    AccessLog(stream, "warning").write({"path": "/x"})
+    AccessLog(stream, "warning").write_request(**request_fields())
     assert stream.getvalue() == ""
 
 
@@ -98,13 +137,15 @@ def test_access_log_batches_whole_lines_in_order():
 
     stream = io.StringIO()
     log = AccessLog(stream, "info", batch_lines=3)
-    log.write({"n": 1})
-    log.write({"n": 2})
+    log.write_request(**request_fields(request_id="1"))
+    log.write_request(**request_fields(request_id="2"))
     assert stream.getvalue() == ""  # held until the batch is full or flushed
-    log.write({"n": 3})
-    log.write({"n": 4})
-    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2, 3]
+    log.write_request(**request_fields(request_id="3"))
+    log.write_request(**request_fields(request_id="4"))
+    ids = [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()]
+    assert ids == ["1", "2", "3"]
     log.flush()
     log.flush()  # nothing held: nothing written twice
-    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2, 3, 4]
+    ids = [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()]
+    assert ids == ["1", "2", "3", "4"]
     assert stream.getvalue().endswith("}\n")

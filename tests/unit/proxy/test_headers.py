@@ -8,7 +8,6 @@ from m2mgate.proxy.headers import (
     ClientFacts,
     ForwardRules,
     choose_request_id,
-    connection_listed,
     downstream_response_headers,
     encode_claim_value,
     encode_header_value,
@@ -207,10 +206,20 @@ def test_request_id():
     assert all(len(rid) == 32 for rid in minted)
 
 
-def test_connection_listed():
-    assert connection_listed([("Connection", " Close , X-A,"), ("connection", "x-b")]) == {
-        "close", "x-a", "x-b",
-    }  # fmt: skip
+def test_every_connection_field_lists_hop_by_hop_names():
+    incoming = [
+        ("Connection", " Close , X-A,"), ("connection", "x-b"), ("X-A", "1"), ("x-b", "2"),
+        ("Server", "s"), ("X-C", "3"),
+    ]  # fmt: skip
+    headers, _ = downstream_response_headers(incoming, "rid", "D")
+    assert headers == [("Server", "s"), ("X-C", "3"), ("X-Request-Id", "rid"), ("Date", "D")]
+
+
+def test_a_connection_listed_server_or_length_is_replaced_not_kept():
+    incoming = [("Connection", "server, content-length"), ("Server", "s"), ("Content-Length", "3")]
+    headers, length = downstream_response_headers(incoming, "rid", "D")
+    assert headers == [("X-Request-Id", "rid"), ("Server", "m2mgate"), ("Date", "D")]
+    assert length is None
 
 
 def test_response_headers():
