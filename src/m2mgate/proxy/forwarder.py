@@ -127,8 +127,6 @@ class UpstreamForwarder:
         if whole is not None:
             # The whole body is here already (the common small response): head and body in
             # one write. Its length is the body's.
-            if content_length is not None:
-                headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
             request.respond(upstream.status, headers, whole, add_date=False)
             return
         request.start(upstream.status, headers, content_length)

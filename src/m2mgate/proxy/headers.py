@@ -132,10 +132,15 @@ def identity_headers(rules: ForwardRules, principal: Principal) -> Headers:
     return headers
 
 
-def _listed_in(value: str, listed: set[str] | None) -> set[str]:
-    names = listed if listed is not None else set()
-    names.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return names
+def _listed_in(value: str, listed: set[str] | None, dropped: frozenset[str]) -> set[str] | None:
+    """Add the names a `Connection` field declares hop-by-hop (RFC 9110 §7.6.1), leaving out
+    those dropped anyway (`keep-alive`, `close`): most messages then need no second pass."""
+    for token in value.split(","):
+        name = token.strip().lower()
+        if name and name not in dropped:
+            listed = listed if listed is not None else set()
+            listed.add(name)
+    return listed
 
 
 def choose_request_id(values: Sequence[str]) -> str:
@@ -173,7 +178,7 @@ def upstream_request_headers(
         if lowered not in drop:
             headers.append((name, value))
         elif lowered == "connection":
-            listed = _listed_in(value, listed)
+            listed = _listed_in(value, listed, drop)
         elif lowered.startswith("x-forwarded-"):
             forwarded.setdefault(lowered, []).append(value)
     if listed:
@@ -219,7 +224,8 @@ _RESPONSE_DROPPED = HOP_BY_HOP | {"x-request-id"}
 def downstream_response_headers(
     incoming: Sequence[tuple[str, str]], request_id: str, date: str
 ) -> tuple[Headers, int | None]:
-    """What the client gets of the upstream's response headers, and its Content-Length.
+    """What the client gets of the upstream's response headers, and, apart from them, its
+    Content-Length (the listener writes the length it frames the body with).
 
     Hop-by-hop fields go; X-Request-Id is the gateway's; `Server` and `Date` are added when the
     upstream sent none (RFC 9110 §6.6.1: a proxy with a clock adds a missing Date)."""
@@ -231,7 +237,7 @@ def downstream_response_headers(
         lowered = name.lower()
         if lowered in _RESPONSE_DROPPED:
             if lowered == "connection":
-                listed = _listed_in(value, listed)
+                listed = _listed_in(value, listed, _RESPONSE_DROPPED)
             continue
         if lowered == "server":
             has_server = True
@@ -239,12 +245,13 @@ def downstream_response_headers(
             has_date = True
         elif lowered == "content-length":
             content_length = int(value)  # llhttp accepted it: digits only, one field
+            continue  # returned apart: the listener writes the length it frames with
         headers.append((name, value))
     if listed:
         headers = [(name, value) for name, value in headers if name.lower() not in listed]
         has_server = any(name.lower() == "server" for name, _ in headers)
         has_date = any(name.lower() == "date" for name, _ in headers)
-        if content_length is not None and "content-length" in listed:
+        if "content-length" in listed:
             content_length = None
     headers.append(("X-Request-Id", request_id))
     if not has_server:

@@ -219,12 +219,15 @@ class RequestCycle:
         self._conn.write(data)
 
     def start(self, status: int, headers: Headers, content_length: int | None) -> None:
-        """The head of a streamed response; `headers` carry its Content-Length, if any."""
+        """The head of a streamed response. `headers` carry no Content-Length: the declared
+        length, if any, is `content_length` (for HEAD, the length a GET would have)."""
         self.status = status
         self.head_sent = True
         head = [status_line(self.version, status)]
         for name, value in headers:
             head.append(f"{name}: {value}\r\n")
+        if content_length is not None and status >= 200 and status != 204:
+            head.append(f"Content-Length: {content_length}\r\n")
         has_body = self.method != "HEAD" and status not in _NO_BODY and status >= 200
         if has_body and content_length is not None:
             self._left = content_length
