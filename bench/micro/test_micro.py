@@ -7,7 +7,8 @@
   m2mgate adds around the crypto;
 - warm: the verified-token cache hit;
 - route matching in a 200-route table (first, middle, last, no match);
-- building the upstream request headers.
+- building the upstream request headers and the client response headers;
+- writing one access log line (batched, as the gateway does).
 
 Each benchmark also asserts its result, so a broken path can't pass as fast.
 """
@@ -15,6 +16,7 @@ Each benchmark also asserts its result, so a broken path can't pass as fast.
 from __future__ import annotations
 
 import base64
+import io
 import time
 from typing import Any
 
@@ -30,7 +32,13 @@ from m2mgate.auth.principal import Principal
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.auth.verifier import IssuerPolicy, TokenVerifier
 from m2mgate.keys.keyset import build_keyset
-from m2mgate.proxy.headers import ClientFacts, ForwardRules, upstream_request_headers
+from m2mgate.observability.logging import AccessLog
+from m2mgate.proxy.headers import (
+    ClientFacts,
+    ForwardRules,
+    downstream_response_headers,
+    upstream_request_headers,
+)
 from m2mgate.routing import Route, RouteTable, compile_pattern
 
 ISSUER = "https://issuer.example/"
@@ -148,3 +156,30 @@ def test_upstream_headers(benchmark):
     headers = benchmark(upstream_request_headers, incoming, rules, principal, "req-1", client)
     assert ("X-Client-Id", "svc-orders") in headers
     assert ("X-Client-Id", "spoofed") not in headers
+
+
+def test_downstream_response_headers(benchmark):
+    # What nginx sends for a small response.
+    incoming = [
+        ("Server", "nginx/1.22.1"), ("Date", "Tue, 01 Dec 2026 09:00:00 GMT"),
+        ("Content-Type", "text/plain"), ("Content-Length", "3"), ("Connection", "keep-alive"),
+    ]  # fmt: skip
+    headers, length = benchmark(downstream_response_headers, incoming, "req-1", "DATE")
+    assert length == 3
+    assert ("X-Request-Id", "req-1") in headers
+    assert all(name != "Connection" for name, _ in headers)
+
+
+def test_access_log_line(benchmark):
+    stream = io.StringIO()
+    log = AccessLog(stream, "info", batch_lines=64)
+
+    def line() -> None:
+        log.write_request(
+            "2afa9d4faa54568d5844d659f6899067", "GET", "/api/user/x", "user", 200, "allow",
+            "ok", "bench", "bench-client", 0.576, 0.504, None, None, None, None, "127.0.0.1",
+        )  # fmt: skip
+
+    benchmark(line)
+    log.flush()
+    assert '"client_id": "bench-client"' in stream.getvalue().splitlines()[-1]

@@ -8,6 +8,7 @@ transport really meets on a socket.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -123,6 +124,25 @@ async def test_keep_alive_reuses_one_connection_and_sends_host():
     head = upstream.requests[0][0]
     assert head.startswith(b"GET /p?q=1 HTTP/1.1\r\n")
     assert f"Host: 127.0.0.1:{pool.port}\r\n".encode() in head
+
+
+async def test_finished_exchanges_are_freed_without_the_cyclic_gc():
+    """Found in a profile: each exchange and its parser referenced each other, so every
+    request left garbage only the cyclic GC could free (nearly all of its work under load)."""
+    from m2mgate.proxy.http1_client import Exchange
+
+    upstream = Scripted(answer(OK))
+    async with upstream as pool:
+        await fetch(pool)  # warm: the connection exists
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                assert (await fetch(pool))[0] == 200
+            left = sum(1 for item in gc.get_objects() if isinstance(item, Exchange))
+        finally:
+            gc.enable()
+    assert left == 0
 
 
 async def test_chunked_response_is_decoded():
