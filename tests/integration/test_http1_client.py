@@ -225,6 +225,37 @@ async def test_bytes_after_a_complete_response_retire_the_connection():
     assert upstream.connections == 2
 
 
+def in_pieces(*pieces: bytes) -> Handler:
+    """Each piece in its own packet: the body arrives after the head was parsed."""
+
+    async def respond(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int) -> bool:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        return True
+
+    return respond
+
+
+async def test_a_content_length_body_in_later_packets_is_counted_exactly():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+    upstream = Scripted(in_pieces(head, b"01234", b"56789"))
+    async with upstream as pool:
+        for _ in range(3):
+            assert (await fetch(pool))[2] == b"0123456789"
+    assert upstream.connections == 1  # each exchange ended exactly at its length: reused
+
+
+async def test_more_body_bytes_than_declared_are_cut_and_retire_the_connection():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+    upstream = Scripted(in_pieces(head, b"abcdHTTP/1.1 200 OK\r\n\r\nsmuggled"))
+    async with upstream as pool:
+        assert (await fetch(pool))[2] == b"abcd"
+        assert (await fetch(pool))[2] == b"abcd"
+    assert upstream.connections == 2  # out of step: never reused
+
+
 def stale_after_first() -> Handler:
     async def respond(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
         if n > 1:

@@ -58,6 +58,8 @@ class Exchange:
         "_head",
         "_head_only",
         "_interim",
+        "_keep_when_done",
+        "_length_left",
         "_parser",
         "_received",
         "_waiter",
@@ -85,6 +87,11 @@ class Exchange:
         self._head = False
         self._interim = False
         self._framed = False  # Content-Length or chunked: the end is not the connection's close
+        # A final response framed by Content-Length: its body bytes still to come. llhttp has
+        # parsed and checked the head; the rest of the body is counted, not parsed, so it is
+        # handed on without llhttp's copy of every byte (bench/RESULTS.md: 1 MiB bodies).
+        self._length_left: int | None = None
+        self._keep_when_done = False
         self._received = False
         self.no_reuse = False  # set when the exchange ended out of step (early response, ...)
 
@@ -98,9 +105,12 @@ class Exchange:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered == b"content-length" or (
-            lowered == b"transfer-encoding" and b"chunked" in value.lower()
-        ):
+        if lowered == b"content-length":
+            self._framed = True
+            # llhttp refuses anything but digits, and a second Content-Length, when it parses
+            # the value; it hands the field over afterwards.
+            self._length_left = int(value) if value.isdigit() else None
+        elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
             self._framed = True
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
@@ -112,6 +122,7 @@ class Exchange:
             self._interim = True
             self.headers = []
             self._framed = False
+            self._length_left = None
             return
         self.status = status
         self._head = True
@@ -119,11 +130,18 @@ class Exchange:
             # RFC 9112 §6.3: no body, whatever Content-Length says. The parser would wait for
             # one; the exchange ends here and the parser is discarded with it.
             self._finish(parser.should_keep_alive())
+        elif self._length_left is not None:
+            self._keep_when_done = parser.should_keep_alive()
         self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self._done:
             return
+        if self._length_left is not None:
+            self._length_left -= len(body)
+        self._take(body)
+
+    def _take(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > _PAUSE_ABOVE:
@@ -148,6 +166,10 @@ class Exchange:
             self.no_reuse = True
             self._conn.close()
             return
+        left = self._length_left
+        if left is not None and self._head:
+            self._take_counted(data, left)
+            return
         parser = self._parser
         if parser is None:
             return  # detached: the exchange is over
@@ -158,6 +180,21 @@ class Exchange:
             self.no_reuse = True
             self._fail(BadGateway(f"invalid upstream response: {type(error).__name__}"))
             self._conn.close()
+
+    def _take_counted(self, data: bytes, left: int) -> None:
+        """Body bytes of a Content-Length response, past what llhttp parsed with the head."""
+        if len(data) > left:
+            # More than the response declared: the connection is out of step (RFC 9112 §6.3).
+            # The body ends at its length; the connection is never reused.
+            data = data[:left]
+            self.no_reuse = True
+            self._conn.close()
+        self._length_left = left - len(data)
+        if data:
+            self._take(data)
+        if self._length_left == 0:
+            self._finish(self._keep_when_done)
+            self._wake()
 
     def detach(self) -> None:
         self._parser = None
@@ -224,18 +261,19 @@ class Exchange:
             await self._wait(seconds, "response head")
 
     async def read(self, seconds: float) -> bytes:
-        """The next body bytes (everything buffered, joined); b"" at the end."""
+        """The next body bytes as they arrived (one chunk, never a joined copy); b"" at the
+        end."""
         while not self._chunks:
             if self._done:
                 return b""
             if self._error is not None:
                 raise self._error
             await self._wait(seconds, "response body read")
-        data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        self._chunks.clear()
-        if self._buffered > _PAUSE_ABOVE:
+        data = self._chunks.popleft()
+        paused = self._buffered > _PAUSE_ABOVE
+        self._buffered -= len(data)
+        if paused and self._buffered <= _PAUSE_ABOVE:
             self._conn.resume_reading()
-        self._buffered = 0
         return data
 
 
@@ -302,6 +340,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.closed:
             raise BadGateway("upstream connection closed while sending the request")
         self.transport.write(data)
+
+    def writelines(self, data: tuple[bytes, ...]) -> None:
+        if self.transport is None or self.closed:
+            raise BadGateway("upstream connection closed while sending the request")
+        self.transport.writelines(data)
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -484,7 +527,7 @@ async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: boo
         if not chunk:
             continue
         if chunked:
-            conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))  # no copy of the chunk
         else:
             conn.write(chunk)
         await conn.drain()

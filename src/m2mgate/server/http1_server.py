@@ -314,6 +314,10 @@ class HttpConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(data)
 
+    def writelines(self, data: tuple[bytes, ...]) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.writelines(data)
+
     async def drain(self) -> None:
         if self.closed:
             raise ConnectionResetError("the client closed the connection")

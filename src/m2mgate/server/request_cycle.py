@@ -168,8 +168,9 @@ class RequestCycle:
         return not self._body_done and (not self.expect_continue or self._continue_sent)
 
     async def read_body(self, idle_seconds: float) -> bytes:
-        """The next body bytes (all buffered, joined); b"" at the end. TimeoutError when the
-        client sends nothing for `idle_seconds`; ConnectionResetError when it has left."""
+        """The next body bytes as they arrived (one chunk, never a joined copy); b"" at the
+        end. TimeoutError when the client sends nothing for `idle_seconds`;
+        ConnectionResetError when it has left."""
         while not self._chunks:
             if self._body_done:
                 return b""
@@ -185,11 +186,9 @@ class RequestCycle:
                 self._waiter = None
             if waiter.result() is _TIMED_OUT and not self._chunks and not self._body_done:
                 raise TimeoutError
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._buffered = 0
-        if self._paused:
+        data = self._chunks.popleft()
+        self._buffered -= len(data)
+        if self._paused and self._buffered <= _PAUSE_ABOVE:
             self._paused = False
             self._conn.resume_reading()
         return data
@@ -251,7 +250,7 @@ class RequestCycle:
         if not data or (self._left == 0 and not self._chunked):
             return
         if self._chunked:
-            self._conn.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self._conn.writelines((b"%x\r\n" % len(data), data, b"\r\n"))  # no copy of data
             return
         if self._left is not None:
             if len(data) > self._left:
