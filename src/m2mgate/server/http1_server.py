@@ -104,6 +104,7 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None  # its handler
         self._queue: collections.deque[RequestCycle] = collections.deque()
         self._discarding = 0  # bytes of an unread body dropped after its response
+        self._body_left = 0  # of a Content-Length request body, bytes still to come
         self._read_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -133,6 +134,9 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self._body_left:
+            self._count_body(data)
+            return
         if self._reading != _BODY:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
@@ -151,6 +155,24 @@ class HttpConnection(asyncio.Protocol):
             self._pause_reading()
         except httptools.HttpParserError as error:
             self._refuse(self._refusal or 400, type(error).__name__)
+            return
+        if self._reading != _BODY:
+            self._body_left = 0  # the body, if any, ended within this read
+
+    def _count_body(self, data: bytes) -> None:
+        """Body bytes of a Content-Length request, past what llhttp parsed with the head: they
+        are counted, not parsed, so llhttp does not copy each one into a new object. llhttp
+        checked the head and the length; the body is opaque bytes until it is complete."""
+        left = self._body_left
+        body, rest = (data, b"") if len(data) <= left else (data[:left], data[left:])
+        self._body_left = left - len(body)
+        self._deliver(body)
+        if self._body_left == 0:
+            # llhttp still waits for the body it never saw: the next request gets a new one.
+            self._parser = httptools.HttpRequestParser(self)
+            self.on_message_complete()
+            if rest and not self.closed:
+                self.data_received(rest)  # a pipelined request right behind the body
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
@@ -213,6 +235,7 @@ class HttpConnection(asyncio.Protocol):
             self._refusal = 400
             raise _Refused(400)
         self._reading = _BODY
+        self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
         self.deadline = None  # from here on, the handler's own timeouts apply
         self._parsing = cycle
@@ -223,6 +246,11 @@ class HttpConnection(asyncio.Protocol):
             self._pause_reading()
 
     def on_body(self, body: bytes) -> None:
+        if self._body_left:
+            self._body_left -= len(body)
+        self._deliver(body)
+
+    def _deliver(self, body: bytes) -> None:
         cycle = self._parsing
         if cycle is None:
             return

@@ -138,3 +138,28 @@ async def test_an_unfinished_response_is_cut_not_left_hanging():
     conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     await eventually(lambda: transport.closed)
     assert transport.written.endswith(b"short")
+
+
+async def test_a_content_length_body_in_many_reads_then_a_pipelined_request():
+    """Past what llhttp parsed with the head, a Content-Length body is counted, not parsed;
+    the bytes right behind it are the next request."""
+    seen: list[tuple[str, bytes]] = []
+
+    async def echo_body(cycle: RequestCycle) -> None:
+        body = b""
+        while chunk := await cycle.read_body(5):
+            body += chunk
+        seen.append((cycle.target, body))
+        cycle.respond(200, [], b"")
+
+    conn, transport, errors = connection(echo_body)
+    request = post("/one", b"0123456789")
+    conn.data_received(request[:-8])  # the head and 2 body bytes: parsed by llhttp
+    conn.data_received(b"234")
+    conn.data_received(b"56789" + post("/two", b"ab") + post("/three", b"")[:10])
+    conn.data_received(post("/three", b"")[10:])
+    await eventually(lambda: len(seen) == 3)
+    assert seen == [("/one", b"0123456789"), ("/two", b"ab"), ("/three", b"")]
+    assert errors == []
+    assert transport.written.count(b"HTTP/1.1 200 ") == 3
+    assert not transport.closed
