@@ -24,7 +24,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from m2mgate.server.http1_server import HttpConnection
+    from m2mgate.server.http1_connection import HttpConnection
 
 Headers = list[tuple[str, str]]
 

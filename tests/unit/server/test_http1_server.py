@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from m2mgate.server.http1_server import ConnectionLimits, HttpConnection, HttpServer, ServerEvents
+from m2mgate.server.http1_connection import HttpConnection
+from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
 from m2mgate.server.request_cycle import RequestCycle
 from tests.support.waiting import eventually
 

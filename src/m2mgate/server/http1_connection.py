@@ -1,0 +1,368 @@
+"""One client connection of the proxy listener: llhttp's callbacks build RequestCycles, one is
+answered at a time, and the connection's deadlines, discards and refusals are kept here (see
+http1_server.py for the defences and why)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import secrets
+from typing import TYPE_CHECKING
+
+import httptools
+
+from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.request_head import READ_BY_GATEWAY, read_head_fields, refusal
+
+if TYPE_CHECKING:
+    from m2mgate.server.http1_server import HttpServer
+
+_MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
+_WAITING, _HEAD, _BODY = 0, 1, 2  # what the connection is reading
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing with a precise status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: parser callbacks build RequestCycles; one is handled at a time."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.remote: str | None = None
+        self.closed = False
+        self.must_close = False  # the response being written ends the connection
+        self.deadline: float | None = None
+        self.deadline_is_head = True  # a head deadline counts as a slow client; idle does not
+        self._reading = _WAITING
+        self._parsing: RequestCycle | None = None  # the request whose bytes arrive now
+        self._active: RequestCycle | None = None  # the request being answered
+        self._task: asyncio.Task[None] | None = None  # its handler
+        self._queue: collections.deque[RequestCycle] = collections.deque()
+        self._discarding = 0  # bytes of an unread body dropped after its response
+        self._body_left = 0  # of a Content-Length request body, bytes still to come
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # The head being parsed:
+        self._url: list[bytes] = []
+        self._url_bytes = 0
+        self._headers: list[tuple[str, str]] = []
+        self._head_bytes = 0
+        self._max_head_bytes = self._limits.max_url_bytes + self._limits.max_headers * (
+            self._limits.max_header_bytes + 2
+        )
+        self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
+        self._refusal: int | None = None
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
+        if not self._server.opened(self):
+            transport.close()  # over the cap: close at once rather than hold one more fd
+            self.closed = True
+            return
+        peer = transport.get_extra_info("peername")
+        self.remote = str(peer[0]) if isinstance(peer, tuple) else None
+        self.deadline = self._server.now() + self._limits.head_timeout_seconds
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._body_left:
+            self._count_body(data)
+            return
+        if self._reading != _BODY:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._max_head_bytes:
+                self._refuse(431, "HeadTooLarge")
+                return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An Upgrade request: upgrades are never proxied (Upgrade is a hop-by-hop header,
+            # stripped). The request is answered as a plain one, then the connection closes:
+            # whatever the client sends next is not HTTP/1.1 we can trust.
+            self.must_close = True
+            if self._parsing is not None:
+                self._parsing.end_body()
+                self._parsing = None
+            self._pause_reading()
+        except httptools.HttpParserError as error:
+            self._refuse(self._refusal or 400, type(error).__name__)
+            return
+        if self._reading != _BODY:
+            self._body_left = 0  # the body, if any, ended within this read
+
+    def _count_body(self, data: bytes) -> None:
+        """Body bytes of a Content-Length request, past what llhttp parsed with the head: they
+        are counted, not parsed, so llhttp does not copy each one into a new object. llhttp
+        checked the head and the length; the body is opaque bytes until it is complete."""
+        left = self._body_left
+        body, rest = (data, b"") if len(data) <= left else (data[:left], data[left:])
+        self._body_left = left - len(body)
+        self._deliver(body)
+        if self._body_left == 0:
+            # llhttp still waits for the body it never saw: the next request gets a new one.
+            self._parser = httptools.HttpRequestParser(self)
+            self.on_message_complete()
+            if rest and not self.closed:
+                self.data_received(rest)  # a pipelined request right behind the body
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self._server.closed(self)
+        for cycle in (self._active, self._parsing, *self._queue):
+            if cycle is not None:
+                cycle.connection_lost()
+        self._release_drain()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._release_drain()
+
+    # --- llhttp callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = []
+        self._url_bytes = 0
+        self._headers = []
+        self._read_here = []
+        self._reading = _HEAD
+        # The first byte of a head: its clock starts now, whatever the idle one said.
+        self.deadline = self._server.now() + self._limits.head_timeout_seconds
+        self.deadline_is_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_bytes += len(url)
+        # The request line: method SP target SP HTTP/1.1
+        if self._url_bytes + 10 + len(self._parser.get_method()) > self._limits.max_url_bytes:
+            self._refusal = 414
+            raise _Refused(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
+            len(self._headers) >= self._limits.max_headers
+        ):
+            self._refusal = 431
+            raise _Refused(431)
+        text = value.decode("latin-1")
+        self._headers.append((name.decode("latin-1"), text))
+        lowered = name.lower()
+        if lowered in READ_BY_GATEWAY:
+            self._read_here.append((lowered, text))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        cycle = RequestCycle(
+            self,
+            parser.get_method().decode("ascii"),
+            b"".join(self._url).decode("latin-1"),
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+        )
+        if not read_head_fields(cycle, self._read_here):
+            self._refusal = 400
+            raise _Refused(400)
+        self._reading = _BODY
+        self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
+        self._head_bytes = 0
+        self.deadline = None  # from here on, the handler's own timeouts apply
+        self._parsing = cycle
+        if self._active is None:
+            self._begin(cycle)
+        else:
+            self._queue.append(cycle)  # pipelined: answered in order
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_left:
+            self._body_left -= len(body)
+        self._deliver(body)
+
+    def _deliver(self, body: bytes) -> None:
+        cycle = self._parsing
+        if cycle is None:
+            return
+        if cycle.finished:
+            self._discard(len(body))
+        else:
+            cycle.feed_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self._parsing
+        self._parsing = None
+        self._reading = _WAITING
+        self._discarding = 0
+        if cycle is None:
+            return
+        cycle.end_body()
+        if cycle.finished and self._active is None and not self.closed:
+            # Its response went out before its body ended; the rest was dropped. Ready.
+            self._idle()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _begin(self, cycle: RequestCycle) -> None:
+        self._active = cycle
+        self._task = self._server.start(self, cycle)
+
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        """The handler of `cycle` returned (its response written, or the connection cut)."""
+        self._active = self._task = None
+        if self.closed:
+            return
+        if not cycle.finished:
+            cycle.abort()  # the handler never completed its response: nothing can be trusted
+            return
+        if not self.keeps(cycle):
+            self.close()
+            return
+        # Whatever body the handler left unread is dropped; reading resumes if it had paused.
+        dropped = cycle.discard_body()
+        if not cycle.body_complete:
+            if not cycle.body_expected:
+                self.close()  # it waits for a 100 Continue: its body may or may not follow
+                return
+            # Read and drop the rest of the body (bounded), so the connection stays usable.
+            if self._discard(dropped):
+                return
+        if self._queue:
+            self._begin(self._queue.popleft())
+            if not self._queue:
+                self._resume_reading()
+        elif cycle.body_complete:
+            self._idle()
+
+    def _idle(self) -> None:
+        self.deadline = self._server.now() + self._limits.keepalive_timeout_seconds
+        self.deadline_is_head = False
+        if self._server.draining:
+            self.close()
+
+    def _discard(self, size: int) -> bool:
+        """Count dropped body bytes; True when too many (the connection is closed)."""
+        self._discarding += size
+        if self._discarding > _MAX_DISCARDED_BYTES:
+            self.close()
+            return True
+        self._resume_reading()
+        if self.deadline is None:
+            self.deadline = self._server.now() + self._limits.head_timeout_seconds
+            self.deadline_is_head = False
+        return False
+
+    @property
+    def is_busy(self) -> bool:
+        return self._active is not None
+
+    def keeps(self, cycle: RequestCycle) -> bool:
+        """Does the connection stay open after this response? Not when the client still waits
+        for a 100 Continue it will never get: whether its body follows is anyone's guess."""
+        return (
+            cycle.keep_alive
+            and not self.must_close
+            and not self._server.draining
+            and (cycle.body_complete or cycle.body_expected)
+        )
+
+    # --- transport --------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def writelines(self, data: tuple[bytes, ...]) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.writelines(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError("the client closed the connection")
+        if self._write_paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+            if self.closed:
+                raise ConnectionResetError("the client closed the connection")
+
+    def _release_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._drain_waiter = None
+
+    def pause_reading(self) -> None:
+        self._pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._queue:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self.closed and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self.closed and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close after what is written has been sent."""
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def expire(self) -> None:
+        """The sweep found this connection past its deadline."""
+        self.deadline = None
+        if self.deadline_is_head and self._active is None:
+            self._server.events.slow_client()
+        self.close()
+
+    def _refuse(self, status: int, error: str) -> None:
+        """The request cannot be parsed: a fixed JSON answer (never the request's bytes), then
+        close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
+        request_id = secrets.token_hex(16)
+        self._server.events.http_error(status, error, request_id)
+        active = self._active
+        if active is None:
+            self.write(refusal(status, request_id))
+        elif active is self._parsing and not active.head_sent:
+            # The request being handled has a malformed body (a bad chunk): it must go no
+            # further. Its handler is cancelled, which cuts any upstream exchange it started.
+            active.refused(status)
+            self.write(refusal(status, request_id))
+            if self._task is not None:
+                self._task.cancel()
+        elif active is self._parsing:
+            self.abort()  # its response has started: only cutting it is honest
+            return
+        else:
+            # A later, pipelined request is malformed: answer the current one, then close.
+            self.must_close = True
+            self._queue.clear()
+            self._pause_reading()
+            return
+        self._pause_reading()
+        self.close()
