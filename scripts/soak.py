@@ -14,7 +14,8 @@ mix of requests whose expected status is known:
     slow      10%   /api/user/* through a 200 ms upstream        -> 200
 
 Pass criteria (exit 0): no unexpected status or transport error; RSS growth under 10% from the
-end of the warm-up to the end; open fds flat (within 16 of the post-warm-up count).
+end of the warm-up to the end; open fds do not grow (at most 16 above the post-warm-up
+count; a fall is the upstream pool trimming idle connections).
 """
 
 from __future__ import annotations
@@ -179,7 +180,9 @@ async def soak(duration: float, connections: int, warmup: float) -> int:
     checks = {
         "no unexpected statuses": not unexpected,
         "rss growth < 10% after warm-up": growth < 10,
-        "open fds flat": abs(fds_end - fds_warm) <= 16,
+        # A leak grows the count. A fall is the upstream pool closing connections idle for
+        # 30 s after the warm-up's ramp opened them (seen: 527 -> 488), not a failure.
+        "open fds do not grow": fds_end - fds_warm <= 16,
         "gateway exited 0 on SIGTERM": gateway.returncode == 0,
     }
     by_class = {
