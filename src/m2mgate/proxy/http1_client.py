@@ -28,11 +28,12 @@ import collections
 import ssl
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import httptools
 
 from m2mgate.errors import BadGateway, GatewayError, GatewayTimeout
+from m2mgate.flow_control import WriteFlow, wake, woken_in_time
 
 Headers = list[tuple[str, str]]
 
@@ -221,9 +222,7 @@ class Exchange:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(self._waiter)
 
     # --- read by the forwarder ---
 
@@ -242,16 +241,12 @@ class Exchange:
         return data
 
     async def _wait(self, seconds: float, what: str) -> None:
-        # One timer callback, not asyncio.timeout(): this runs once or twice per request.
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(seconds, _expire, waiter)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await waiter
+            in_time = await woken_in_time(waiter, seconds)
         finally:
-            timer.cancel()
             self._waiter = None
-        if waiter.result() is _TIMED_OUT:
+        if not in_time:
             raise GatewayTimeout(f"upstream {what} took longer than {seconds:g}s")
 
     async def read_head(self, seconds: float) -> None:
@@ -281,24 +276,17 @@ class _Unsolicited(Exception):
     pass
 
 
-_TIMED_OUT: Any = object()
-
-
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(_TIMED_OUT)
-
-
-class _Connection(asyncio.Protocol):
-    __slots__ = ("_drain", "_paused", "closed", "exchange", "idle_since", "transport")
+class _Connection(WriteFlow):
+    __slots__ = ("exchange", "idle_since", "transport")
 
     def __init__(self) -> None:
+        super().__init__()
         self.transport: asyncio.Transport | None = None
-        self.closed = False
         self.exchange: Exchange | None = None
         self.idle_since = 0.0
-        self._drain: asyncio.Future[None] | None = None
-        self._paused = False
+
+    def closed_error(self) -> Exception:
+        return BadGateway("upstream connection closed while sending the request")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
@@ -313,37 +301,16 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.exchange is not None:
             self.exchange.lost(exc)
-        self._release_drain()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._release_drain()
-
-    def _release_drain(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        self._drain = None
-
-    async def drain(self) -> None:
-        if self.closed:
-            raise BadGateway("upstream connection closed while sending the request")
-        if self._paused:
-            self._drain = asyncio.get_running_loop().create_future()
-            await self._drain
-            if self.closed:
-                raise BadGateway("upstream connection closed while sending the request")
+        self.release_drain()
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
-            raise BadGateway("upstream connection closed while sending the request")
+            raise self.closed_error()
         self.transport.write(data)
 
     def writelines(self, data: tuple[bytes, ...]) -> None:
         if self.transport is None or self.closed:
-            raise BadGateway("upstream connection closed while sending the request")
+            raise self.closed_error()
         self.transport.writelines(data)
 
     def pause_reading(self) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from m2mgate.flow_control import WriteFlow
 from m2mgate.server.request_cycle import RequestCycle
 from m2mgate.server.request_head import READ_BY_GATEWAY, read_head_fields, refusal
 
@@ -29,16 +30,16 @@ class _Refused(Exception):
         self.status = status
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(WriteFlow):
     """One client connection: parser callbacks build RequestCycles; one is handled at a time."""
 
     def __init__(self, server: HttpServer) -> None:
+        super().__init__()
         self._server = server
         self._limits = server.limits
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
-        self.closed = False
         self.must_close = False  # the response being written ends the connection
         self.deadline: float | None = None
         self.deadline_is_head = True  # a head deadline counts as a slow client; idle does not
@@ -50,8 +51,6 @@ class HttpConnection(asyncio.Protocol):
         self._discarding = 0  # bytes of an unread body dropped after its response
         self._body_left = 0  # of a Content-Length request body, bytes still to come
         self._read_paused = False
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
         # The head being parsed:
         self._url: list[bytes] = []
         self._url_bytes = 0
@@ -124,14 +123,10 @@ class HttpConnection(asyncio.Protocol):
         for cycle in (self._active, self._parsing, *self._queue):
             if cycle is not None:
                 cycle.connection_lost()
-        self._release_drain()
+        self.release_drain()
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._release_drain()
+    def closed_error(self) -> Exception:
+        return ConnectionResetError("the client closed the connection")
 
     # --- llhttp callbacks -------------------------------------------------------------------
 
@@ -289,21 +284,6 @@ class HttpConnection(asyncio.Protocol):
     def writelines(self, data: tuple[bytes, ...]) -> None:
         if not self.closed and self.transport is not None:
             self.transport.writelines(data)
-
-    async def drain(self) -> None:
-        if self.closed:
-            raise ConnectionResetError("the client closed the connection")
-        if self._write_paused:
-            self._drain_waiter = asyncio.get_running_loop().create_future()
-            await self._drain_waiter
-            if self.closed:
-                raise ConnectionResetError("the client closed the connection")
-
-    def _release_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self._drain_waiter = None
 
     def pause_reading(self) -> None:
         self._pause_reading()

@@ -23,6 +23,8 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from m2mgate.flow_control import wake, woken_in_time
+
 if TYPE_CHECKING:
     from m2mgate.server.http1_connection import HttpConnection
 
@@ -150,9 +152,7 @@ class RequestCycle:
         return dropped
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(self._waiter)
 
     def send_continue(self) -> None:
         """RFC 9110 §10.1.1: `100 Continue`, sent only once the request is authorized, so an
@@ -176,15 +176,12 @@ class RequestCycle:
                 return b""
             if self._conn.closed:
                 raise ConnectionResetError("the client closed the connection")
-            loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(idle_seconds, _expire, waiter)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                in_time = await woken_in_time(waiter, idle_seconds)
             finally:
-                timer.cancel()
                 self._waiter = None
-            if waiter.result() is _TIMED_OUT and not self._chunks and not self._body_done:
+            if not in_time and not self._chunks and not self._body_done:
                 raise TimeoutError
         data = self._chunks.popleft()
         self._buffered -= len(data)
@@ -281,11 +278,3 @@ class RequestCycle:
         """Cut the connection (a response that cannot be completed honestly)."""
         self.finished = True
         self._conn.abort()
-
-
-_TIMED_OUT: Any = object()
-
-
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(_TIMED_OUT)
