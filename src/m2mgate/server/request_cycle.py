@@ -36,8 +36,15 @@ _NO_BODY = frozenset({204, 304})
 _PAUSE_ABOVE = 256 * 1024  # buffered request body bytes before reading from the client pauses
 
 
-def status_line(version: str, status: int) -> str:
-    return f"HTTP/{version} {status} {_PHRASES.get(status, '')}\r\n"
+def encode_head(version: str, status: int, headers: Headers, framing: list[str]) -> bytes:
+    """A response head: the status line, `headers`, then the gateway's own `framing` lines
+    (Date, Content-Length, Transfer-Encoding, Connection), each ending in CRLF."""
+    head = [f"HTTP/{version} {status} {_PHRASES.get(status, '')}\r\n"]
+    for name, value in headers:
+        head.append(f"{name}: {value}\r\n")
+    head.extend(framing)
+    head.append("\r\n")
+    return "".join(head).encode("latin-1")
 
 
 _date_second = 0
@@ -196,19 +203,11 @@ class RequestCycle:
         """A whole response in one write. `headers` must not carry Content-Length or framing
         fields: the length is the body's."""
         self.status = status
-        head = [status_line(self.version, status)]
-        for name, value in headers:
-            head.append(f"{name}: {value}\r\n")
-        if add_date:
-            head.append(f"Date: {http_date()}\r\n")
+        framing = [f"Date: {http_date()}\r\n"] if add_date else []
         if status not in _NO_BODY and status >= 200:
-            head.append(f"Content-Length: {len(body)}\r\n")
-        if not self._conn.keeps(self):
-            head.append("Connection: close\r\n")
-        elif self.version == "1.0":
-            head.append("Connection: keep-alive\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1")
+            framing.append(f"Content-Length: {len(body)}\r\n")
+        framing.append(self._connection_field())
+        data = encode_head(self.version, status, headers, framing)
         if body and self.method != "HEAD" and status not in _NO_BODY:
             data += body
         self.head_sent = self.finished = True
@@ -219,27 +218,28 @@ class RequestCycle:
         length, if any, is `content_length` (for HEAD, the length a GET would have)."""
         self.status = status
         self.head_sent = True
-        head = [status_line(self.version, status)]
-        for name, value in headers:
-            head.append(f"{name}: {value}\r\n")
+        framing = []
         if content_length is not None and status >= 200 and status != 204:
-            head.append(f"Content-Length: {content_length}\r\n")
+            framing.append(f"Content-Length: {content_length}\r\n")
         has_body = self.method != "HEAD" and status not in _NO_BODY and status >= 200
         if has_body and content_length is not None:
             self._left = content_length
         elif has_body and self.version == "1.1":
             self._chunked = True
-            head.append("Transfer-Encoding: chunked\r\n")
+            framing.append("Transfer-Encoding: chunked\r\n")
         elif has_body:
             self._conn.must_close = True  # HTTP/1.0, length unknown: the close ends the body
         if not has_body:
             self._left = 0
+        framing.append(self._connection_field())
+        self._conn.write(encode_head(self.version, status, headers, framing))
+
+    def _connection_field(self) -> str:
+        """`Connection: close` when the connection ends after this response; `keep-alive`
+        for an HTTP/1.0 client whose connection stays (1.1 persists by default)."""
         if not self._conn.keeps(self):
-            head.append("Connection: close\r\n")
-        elif self.version == "1.0":
-            head.append("Connection: keep-alive\r\n")
-        head.append("\r\n")
-        self._conn.write("".join(head).encode("latin-1"))
+            return "Connection: close\r\n"
+        return "Connection: keep-alive\r\n" if self.version == "1.0" else ""
 
     def write(self, data: bytes) -> None:
         if self._conn.closed:

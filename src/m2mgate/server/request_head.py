@@ -4,34 +4,20 @@ request."""
 
 from __future__ import annotations
 
-import json
-
-from m2mgate.proxy.headers import SERVER
-from m2mgate.server.request_cycle import RequestCycle, http_date, status_line
-
-_DESCRIPTIONS = {
-    400: "The request is not valid HTTP.",
-    414: "The request URI is too long.",
-    431: "The request header fields are too large.",
-}
+from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
+from m2mgate.server.responses import parse_error_response
 
 
 def refusal(status: int, request_id: str) -> bytes:
-    """The fixed JSON answer to a request that cannot be parsed: never its bytes."""
-    body = json.dumps(
-        {
-            "error": "invalid_request",
-            "error_description": _DESCRIPTIONS.get(status, _DESCRIPTIONS[400]),
-            "request_id": request_id,
-        }
-    ).encode()
-    head = (
-        f"{status_line('1.1', status)}Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
-        f"X-Request-Id: {request_id}\r\nConnection: close\r\nServer: {SERVER}\r\n"
-        f"Date: {http_date()}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    """A refused request's answer, encoded; the connection closes after it (RFC 9112 §9.6:
+    after a framing error nothing more on the connection is trusted)."""
+    reply = parse_error_response(status, request_id)
+    framing = [
+        f"Date: {http_date()}\r\n",
+        f"Content-Length: {len(reply.body)}\r\n",
+        "Connection: close\r\n",
+    ]
+    return encode_head("1.1", reply.status, reply.headers, framing) + reply.body
 
 
 READ_BY_GATEWAY = frozenset(

@@ -54,6 +54,24 @@ class Reply:
         return next((v for n, v in self.headers if n.lower() == name.lower()), None)
 
 
+# Requests the listener could not parse (the handler never ran): the status says what was wrong.
+_PARSE_ERRORS = {
+    400: "The request is not valid HTTP.",
+    414: "The request URI is too long.",  # RFC 9110 §15.5.15
+    431: "The request header fields are too large.",  # RFC 6585 §5
+}
+
+
+def parse_error_response(status: int, request_id: str) -> Reply:
+    """The fixed answer to a request that cannot be parsed: never a byte of the request."""
+    body = {
+        "error": "invalid_request",
+        "error_description": _PARSE_ERRORS.get(status, _PARSE_ERRORS[400]),
+        "request_id": request_id,
+    }
+    return Reply(status, _json_headers(request_id), json.dumps(body).encode())
+
+
 def error_response(error: GatewayError, request_id: str) -> Reply:
     body = {
         "error": error.error,

@@ -74,6 +74,7 @@ def test_expect_is_ignored_from_http_1_0_clients():
 def test_a_refusal_is_fixed_json_and_closes(status):
     data = refusal(status, "rid-1")
     head, _, body = data.partition(b"\r\n\r\n")
+    head += b"\r\n"  # every field line ends in CRLF, the last one too
     assert head.startswith(f"HTTP/1.1 {status} ".encode())
     assert b"\r\nConnection: close\r\n" in head
     assert b"\r\nServer: m2mgate\r\n" in head
