@@ -20,7 +20,7 @@ async def test_one_access_event_per_request_with_the_decision(gw, mint):
         "event": "request", "level": "info", "timestamp": "", "request_id": "r-1",
         "method": "GET", "path": "/api/user/x", "route": "user", "status": 200,
         "decision": "allow", "reason": "ok", "issuer": "local", "client_id": "svc-a",
-        "duration_ms": 0, "upstream_ms": 0, "detail": None, "upstream_failure": None,
+        "duration_ms": 0, "upstream_ms": 0, "body_bytes": None, "detail": None, "upstream_failure": None,
         "upstream_detail": None, "client_gone": None, "remote": "127.0.0.1",
     }  # fmt: skip
     assert "secret" not in str(allowed)  # the query string is never logged

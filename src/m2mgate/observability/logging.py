@@ -141,6 +141,7 @@ class AccessLog:
         client_id: str | None,
         duration_ms: float,
         upstream_ms: float | None,
+        body_bytes: int | None,
         detail: str | None,
         upstream_failure: str | None,
         upstream_detail: str | None,
@@ -165,6 +166,7 @@ class AccessLog:
             f'"decision": {_json(decision)}, "reason": {_json(reason)}, '
             f'"issuer": {_json(issuer)}, "client_id": {_json(client_id)}, '
             f'"duration_ms": {duration_ms!r}, "upstream_ms": {_number(upstream_ms)}, '
+            f'"body_bytes": {_number(body_bytes)}, '
             f'"detail": {_json(detail)}, "upstream_failure": {_json(upstream_failure)}, '
             f'"upstream_detail": {_json(upstream_detail)}, '
             f'"client_gone": {"true" if client_gone else "null"}, '

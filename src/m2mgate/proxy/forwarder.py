@@ -46,6 +46,9 @@ class ForwardTiming:
     """Filled while forwarding, read by the access log and metrics even when forwarding fails."""
 
     upstream_seconds: float | None = None
+    # Request body bytes handed to the upstream (None: no body was sent). The access log's
+    # `body_bytes`: the differential tests compare it with what the upstream received.
+    body_bytes: int | None = None
     # The `kind` label of m2mgate_upstream_errors_total: unavailable | timeout | aborted.
     failure: str | None = None
     failure_detail: str | None = None
@@ -162,7 +165,7 @@ async def _limited_body(
     Threats: an endless chunked upload (no Content-Length to check up front), and a client that
     trickles its body to hold an upstream connection open.
     """
-    received = 0
+    received = timing.body_bytes = 0
     while True:
         try:
             chunk = await request.read_body(limits.idle_timeout_seconds)
@@ -179,4 +182,5 @@ async def _limited_body(
         if limits.max_bytes is not None and received > limits.max_bytes:
             timing.body_error = RequestTooLarge(f"body over {limits.max_bytes} bytes")
             raise timing.body_error
+        timing.body_bytes = received
         yield chunk

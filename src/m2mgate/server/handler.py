@@ -125,6 +125,7 @@ class ProxyHandler:
             round(timing.upstream_seconds * 1000, 3)
             if timing.upstream_seconds is not None
             else None,
+            timing.body_bytes,
             record.detail or None,
             timing.failure,
             timing.failure_detail,

@@ -65,7 +65,7 @@ def request_fields(**overrides):
     fields = {
         "request_id": "rid-1", "method": "GET", "path": "/x", "route": "user", "status": 200,
         "decision": "allow", "reason": "ok", "issuer": "local", "client_id": "svc",
-        "duration_ms": 1.25, "upstream_ms": 0.5, "detail": None, "upstream_failure": None,
+        "duration_ms": 1.25, "upstream_ms": 0.5, "body_bytes": None, "detail": None, "upstream_failure": None,
         "upstream_detail": None, "client_gone": None, "remote": "127.0.0.1",
     }  # fmt: skip
     fields.update(overrides)
