@@ -8,7 +8,8 @@ query and a test all speak of one thing.
     GatewayError
     ├── RequestRejected              400 invalid_request
     │   ├── MalformedAuthorization       reason malformed       (two headers, bad syntax)
-    │   └── InvalidPath                  reason invalid_path    (dot segments, %2F, ...)
+    │   ├── InvalidPath                  reason invalid_path    (dot segments, %2F, ...)
+    │   └── BodyRefused                  reason malformed       (the listener refused the body)
     ├── CredentialsMissing           401 (no error code, RFC 6750 §3.1)  reason missing_token
     ├── InvalidToken                 401 invalid_token
     │   ├── MalformedToken               malformed_token
@@ -110,6 +111,15 @@ class MalformedAuthorization(RequestRejected):
 class InvalidPath(RequestRejected):
     description = "The request path is not acceptable."
     reason = Reason.INVALID_PATH
+
+
+class BodyRefused(RequestRejected):
+    """The listener found the request body malformed mid-stream (a bad chunk, oversized
+    trailers) and answered the client itself. Raised to whoever reads the body, so an upstream
+    exchange that carries it is cut, never completed (no terminating chunk)."""
+
+    description = "The request body is malformed."
+    reason = Reason.MALFORMED
 
 
 # --- 401 ----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from m2mgate.errors import BadGateway, GatewayTimeout
-from m2mgate.proxy.http1_client import UpstreamPool
+from m2mgate.proxy.http1_client import FramingMismatch, UpstreamPool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -99,8 +99,11 @@ async def fetch(
     method: str = "GET",
     body: AsyncIterator[bytes] | None = None,
     headers: list[tuple[str, str]] | None = None,
+    content_length: int | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    response = await pool.request(method, "/p?q=1", headers or [], body)
+    response = await pool.request(
+        method, "/p?q=1", headers or [], body, content_length=content_length
+    )
     data = b""
     try:
         while chunk := await response.read():
@@ -291,11 +294,41 @@ async def test_stale_connection_never_replays_unsafe_or_bodied_requests(method, 
 async def test_request_bodies_stream_with_length_or_chunked():
     upstream = Scripted(answer(OK))
     async with upstream as pool:
-        await fetch(pool, "POST", body_of(b"ab", b"cd"), [("Content-Length", "4")])
+        await fetch(pool, "POST", body_of(b"ab", b"cd"), content_length=4)
         await fetch(pool, "POST", body_of(b"ab", b"", b"cde"))
-    (head1, body1), (head2, body2) = upstream.requests
+        await fetch(pool, "POST", None, content_length=0)
+    (head1, body1), (head2, body2), (head3, body3) = upstream.requests
     assert body1 == b"abcd" and b"transfer-encoding" not in head1.lower()
+    assert b"\r\nContent-Length: 4\r\n" in head1
     assert body2 == b"abcde" and b"Transfer-Encoding: chunked" in head2
+    assert body3 == b"" and b"\r\nContent-Length: 0\r\n" in head3
+
+
+async def test_the_callers_framing_fields_are_never_written():
+    """Threat (#8, smuggling through Upgrade): a Content-Length forwarded from the client that
+    did not describe the bytes sent let the upstream read the next pooled request as a body.
+    The pool writes the only framing, from what it sends."""
+    upstream = Scripted(answer(OK))
+    spoofed = [("Content-Length", "75"), ("transfer-encoding", "chunked"), ("X-A", "1")]
+    async with upstream as pool:
+        await fetch(pool, "GET", None, spoofed)
+        await fetch(pool, "POST", body_of(b"abc"), spoofed, content_length=3)
+    (head1, body1), (head2, body2) = upstream.requests
+    assert b"content-length" not in head1.lower() and b"transfer-encoding" not in head1.lower()
+    assert body1 == b"" and b"X-A: 1" in head1
+    assert head2.lower().count(b"content-length") == 1 and b"Content-Length: 3" in head2
+    assert b"transfer-encoding" not in head2.lower() and body2 == b"abc"
+
+
+@pytest.mark.parametrize("chunks", [(b"ab",), (b"abcd", b"e")], ids=["short", "long"])
+async def test_a_body_that_is_not_its_declared_length_never_completes_the_exchange(chunks):
+    upstream = Scripted(answer(OK))
+    async with upstream as pool:
+        with pytest.raises(FramingMismatch):
+            await fetch(pool, "POST", body_of(*chunks), content_length=4)
+        assert pool.idle_connections == 0  # framing in doubt: never back to the pool
+        assert (await fetch(pool))[0] == 200
+    assert upstream.connections == 2
 
 
 async def test_a_failing_request_body_fails_the_exchange_and_the_connection():
@@ -423,3 +456,61 @@ async def test_the_pool_never_exceeds_max_connections():
     assert all(result[2] == b"ok" for result in results)
     assert upstream.most_open <= 4
     assert upstream.connections <= 4
+
+
+async def test_a_failing_chunked_body_is_cut_without_a_terminating_chunk():
+    """Threat (#8): a refused or aborted request body must never reach the upstream as a
+    complete one. The bytes on the wire stop mid-body; the connection is closed."""
+    received = bytearray()
+    closed = asyncio.Event()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            received.extend(data)
+        closed.set()
+        writer.close()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"hello"
+        await asyncio.sleep(0.05)
+        raise ConnectionResetError
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = UpstreamPool("127.0.0.1", port, connect_timeout=2, timeout=2, max_connections=1)
+    try:
+        with pytest.raises(ConnectionResetError):
+            await pool.request("POST", "/p", [], body())
+        await asyncio.wait_for(closed.wait(), 5)
+    finally:
+        await pool.close()
+        server.close()
+    assert received.endswith(b"\r\n\r\n5\r\nhello\r\n")  # the head, one chunk, then nothing
+    assert b"0\r\n\r\n" not in received.partition(b"\r\n\r\n")[2]
+
+
+async def test_an_upstream_that_switches_protocols_unasked_is_a_bad_gateway():
+    """#8: the gateway never forwards Upgrade, so a 101 can only be an upstream relaying a
+    connection nobody authorised. 502, and the connection is not reused."""
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\nraw"
+    upstream = Scripted(answer(switch))
+    async with upstream as pool:
+        with pytest.raises(BadGateway, match="101 Switching Protocols"):
+            await fetch(pool)
+        assert pool.idle_connections == 0
+
+
+async def test_response_trailers_are_dropped_not_merged_into_the_headers():
+    """RFC 9110 §6.5.1: a trailer never joins the header section (a trailer Set-Cookie or
+    X-Request-Id would otherwise reach the client as a header)."""
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\nSet-Cookie: evil=1\r\nX-Request-Id: forged\r\n\r\n"
+    )
+    upstream = Scripted(answer(chunked))
+    async with upstream as pool:
+        status, headers, body = await fetch(pool)
+        assert (status, body) == (200, b"ok")
+        assert headers == [("Transfer-Encoding", "chunked")]
+        assert await fetch(pool) == (200, [("Transfer-Encoding", "chunked")], b"ok")
+    assert upstream.connections == 1  # the exchange completed cleanly: reused

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from yarl import URL
 
 from m2mgate.errors import (
+    BodyRefused,
     ClientClosedRequest,
     ClientTimeout,
     GatewayError,
@@ -109,7 +110,12 @@ class UpstreamForwarder:
             request.send_continue()  # only now: the request is authorized
             body = _limited_body(request, limits, timing)
         # target: the exact bytes the client sent, path and query (never re-quoted).
-        upstream = await self._pool.request(request.method, request.target, headers, body)
+        # Framing: the pool writes it from what the listener read, never from the client's
+        # fields (the header rules strip Content-Length and Transfer-Encoding): a declared
+        # length is the exact count the listener delivers, else the body goes chunked.
+        upstream = await self._pool.request(
+            request.method, request.target, headers, body, content_length=declared
+        )
         try:
             await self._relay(request, upstream, request_id, timing)
         finally:
@@ -167,15 +173,7 @@ async def _limited_body(
     """
     received = timing.body_bytes = 0
     while True:
-        try:
-            chunk = await request.read_body(limits.idle_timeout_seconds)
-        except TimeoutError:
-            timing.body_error = ClientTimeout("the request body stalled")
-            raise timing.body_error from None
-        except ConnectionError as error:
-            timing.client_gone = True
-            timing.body_error = ClientClosedRequest(type(error).__name__)
-            raise timing.body_error from None
+        chunk = await _next_chunk(request, limits, timing)
         if not chunk:
             return
         received += len(chunk)
@@ -184,3 +182,20 @@ async def _limited_body(
             raise timing.body_error
         timing.body_bytes = received
         yield chunk
+
+
+async def _next_chunk(request: RequestCycle, limits: BodyLimits, timing: ForwardTiming) -> bytes:
+    """The next body bytes; a stalled, abandoned or refused body raises the gateway's error
+    (recorded for the access log), so the upstream exchange carrying it is cut."""
+    failure: GatewayError
+    try:
+        return await request.read_body(limits.idle_timeout_seconds)
+    except TimeoutError:
+        failure = ClientTimeout("the request body stalled")
+    except ConnectionError as error:
+        timing.client_gone = True
+        failure = ClientClosedRequest(type(error).__name__)
+    except BodyRefused as error:
+        failure = error  # the listener has answered 400 for it
+    timing.body_error = failure
+    raise failure from None

@@ -4,10 +4,16 @@ Why not `aiohttp.ClientSession`: on the request path it cost about two thirds of
 request (bench/RESULTS.md). This client does only what a reverse proxy needs and leaves HTTP
 parsing to llhttp (via `httptools`, the binding uvicorn uses), never to hand-written code:
 
-- requests: the head is written in one call; a body streams with its `Content-Length`, or
-  chunked when the client sent none; the writer honours transport back-pressure;
+- requests: the head is written in one call; the framing is this module's alone: a body
+  streams with the `Content-Length` the caller declares (and must then be exactly that long,
+  else the exchange fails and its connection is closed), or chunked when none is declared; a
+  caller's own Content-Length or Transfer-Encoding fields are never written. Threat (#8): a
+  forwarded Content-Length that did not match the bytes sent let the upstream read the next
+  request on a pooled connection as this body. The writer honours transport back-pressure;
 - responses: llhttp frames them (Content-Length, chunked, read-until-close); 1xx interim
-  responses are skipped; HEAD, 204 and 304 have no body whatever their headers say; the body
+  responses are skipped; a `101 Switching Protocols` is a protocol violation (the gateway never
+  asks to upgrade) and fails as 502; trailer fields are dropped, never merged into the headers
+  (RFC 9110 §6.5.1); HEAD, 204 and 304 have no body whatever their headers say; the body
   streams with back-pressure (reading pauses while the client is slower than the upstream);
 - the pool: LIFO idle connections (the freshest is the likeliest alive), at most
   `max_connections` in use; a connection returns to the pool only after a complete exchange
@@ -40,6 +46,7 @@ Headers = list[tuple[str, str]]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _PAUSE_ABOVE = 256 * 1024  # buffered response bytes before reading from the upstream pauses
 _IDLE_SECONDS = 30.0  # a pooled connection idle longer than this is closed, not reused
+_FRAMING = frozenset({"content-length", "transfer-encoding"})  # written by this module only
 
 
 class StaleConnection(BadGateway):
@@ -105,6 +112,8 @@ class Exchange:
             raise _Unsolicited
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head:
+            return  # a trailer field of the final response: dropped (RFC 9110 §6.5.1)
         lowered = name.lower()
         if lowered == b"content-length":
             self._framed = True
@@ -118,7 +127,12 @@ class Exchange:
     def on_headers_complete(self) -> None:
         parser = cast(httptools.HttpResponseParser, self._parser)  # only called from feed()
         status = parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
+        if status == 101:
+            # The gateway never forwards Upgrade, so no upstream may switch protocols: relaying
+            # a 101 would hand the client a connection nobody authorised, speaking who knows
+            # what (and llhttp stops framing after it).
+            raise _ProtocolViolation("101 Switching Protocols to a request that did not upgrade")
+        if 100 <= status < 200:
             # RFC 9110 §15.2: interim responses are dropped; the final response follows.
             self._interim = True
             self.headers = []
@@ -176,10 +190,13 @@ class Exchange:
             return  # detached: the exchange is over
         try:
             parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            # Includes a callback's _Unsolicited (httptools wraps it). Never quote the bytes.
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
+            # Includes a callback's _Unsolicited or _ProtocolViolation (httptools wraps them;
+            # the original is the context). Never quote the upstream's bytes.
+            cause = error.__context__
+            detail = str(cause) if isinstance(cause, _ProtocolViolation) else type(error).__name__
             self.no_reuse = True
-            self._fail(BadGateway(f"invalid upstream response: {type(error).__name__}"))
+            self._fail(BadGateway(f"invalid upstream response: {detail}"))
             self._conn.close()
 
     def _take_counted(self, data: bytes, left: int) -> None:
@@ -276,6 +293,10 @@ class _Unsolicited(Exception):
     pass
 
 
+class _ProtocolViolation(Exception):
+    """Raised in a parser callback: a response no HTTP/1.1 upstream may send to this request."""
+
+
 class _Connection(WriteFlow):
     __slots__ = ("exchange", "idle_since", "transport")
 
@@ -367,18 +388,26 @@ class UpstreamPool:
         target: str,
         headers: Headers,
         body: AsyncIterator[bytes] | None,
+        *,
+        content_length: int | None = None,
     ) -> Response:
-        """Send the request and return once the response head has arrived."""
+        """Send the request and return once the response head has arrived.
+
+        `content_length`: the exact length of `body` (sent as Content-Length; 0 for an empty
+        one), or None to send `body` chunked. `headers` carry no framing fields (any are
+        dropped: the framing is this module's)."""
+        if body is None and content_length:
+            raise ValueError("a Content-Length above 0 needs a body")
         await self._slots.acquire()
         try:
             conn, reused = await self._connection()
             try:
-                exchange = await self._send(conn, method, target, headers, body)
+                exchange = await self._send(conn, method, target, headers, body, content_length)
             except StaleConnection:
                 if not (reused and body is None and method in _IDEMPOTENT):
                     raise
                 conn, _ = await self._connection(fresh=True)
-                exchange = await self._send(conn, method, target, headers, None)
+                exchange = await self._send(conn, method, target, headers, None, content_length)
         except BaseException:
             self._slots.release()
             raise
@@ -415,9 +444,10 @@ class UpstreamPool:
         target: str,
         headers: Headers,
         body: AsyncIterator[bytes] | None,
+        content_length: int | None,
     ) -> Exchange:
         try:
-            return await self._exchange(conn, method, target, headers, body)
+            return await self._exchange(conn, method, target, headers, body, content_length)
         except BaseException:
             conn.close()  # failed or cancelled mid-exchange: never back to the pool
             if conn.exchange is not None:
@@ -432,22 +462,25 @@ class UpstreamPool:
         target: str,
         headers: Headers,
         body: AsyncIterator[bytes] | None,
+        content_length: int | None,
     ) -> Exchange:
         exchange = conn.exchange = Exchange(conn, head_only=method == "HEAD")
-        has_length = has_host = False
+        has_host = False
         lines = [f"{method} {target} HTTP/1.1\r\n"]
         for name, value in headers:
             lowered = name.lower()
-            if lowered == "content-length":
-                has_length = True
-            elif lowered == "host":
+            if lowered in _FRAMING:
+                continue  # the framing below is the only one: it describes the bytes we send
+            if lowered == "host":
                 has_host = True
             lines.append(f"{name}: {value}\r\n")
         if not has_host:
             lines.append(f"Host: {self.host_header}\r\n")
-        chunked = body is not None and not has_length
+        chunked = body is not None and content_length is None
         if chunked:
             lines.append("Transfer-Encoding: chunked\r\n")
+        elif content_length is not None:
+            lines.append(f"Content-Length: {content_length}\r\n")
         lines.append("\r\n")
         # The listener decoded the client's bytes as latin-1: the same encoding gives them back
         # exactly (identity values are ASCII, percent-encoded by the header rules).
@@ -455,7 +488,7 @@ class UpstreamPool:
         if body is None:
             await exchange.read_head(self.timeout)
             return exchange
-        sender = asyncio.ensure_future(_send_body(conn, body, chunked))
+        sender = asyncio.ensure_future(_send_body(conn, body, content_length))
         try:
             await _first_of(sender, exchange, self.timeout)
         except BaseException:
@@ -487,19 +520,36 @@ class UpstreamPool:
         self._slots.release()
 
 
-async def _send_body(conn: _Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+class FramingMismatch(Exception):
+    """A body of another length than its declared Content-Length: a bug upstream of the pool
+    (the listener delivers exactly the declared count, or fails). Not a gateway answer: the
+    exchange fails as a 500 and its connection is closed, never reused."""
+
+
+async def _send_body(
+    conn: _Connection, body: AsyncIterator[bytes], content_length: int | None
+) -> None:
+    """Stream the body. Chunked (`content_length` None): the terminating chunk is written only
+    when the body ended normally; a body that fails raises before it, and the caller closes the
+    connection, so a refused or cut body never reaches the upstream as a complete one."""
+    sent = 0
     async for chunk in body:
         if conn.closed:
             return  # the exchange ended (early response, failure): nobody reads the rest
         if not chunk:
             continue
-        if chunked:
+        sent += len(chunk)
+        if content_length is None:
             conn.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))  # no copy of the chunk
+        elif sent > content_length:
+            raise FramingMismatch(f"body longer than its Content-Length {content_length}")
         else:
             conn.write(chunk)
         await conn.drain()
-    if chunked:
+    if content_length is None:
         conn.write(b"0\r\n\r\n")
+    elif sent != content_length and not conn.closed:
+        raise FramingMismatch(f"body of {sent} bytes, Content-Length {content_length}")
 
 
 async def _first_of(sender: asyncio.Future[None], exchange: Exchange, seconds: float) -> None:

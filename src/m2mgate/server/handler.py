@@ -36,7 +36,7 @@ class ProxyHandler:
 
     async def __call__(self, request: RequestCycle) -> None:
         started = time.perf_counter()
-        request_id = choose_request_id(request.request_ids)
+        request_id = request.request_id = choose_request_id(request.request_ids)
         path, _ = split_target(request.target)
         record = DecisionRecord()
         timing = ForwardTiming()
@@ -126,7 +126,7 @@ class ProxyHandler:
             if timing.upstream_seconds is not None
             else None,
             timing.body_bytes,
-            record.detail or None,
+            record.detail or _body_detail(request, timing),
             timing.failure,
             timing.failure_detail,
             timing.client_gone or None,
@@ -134,7 +134,18 @@ class ProxyHandler:
         )
 
 
+def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:
+    """Why the request body ended the exchange (a limit, a stall, the listener's refusal)."""
+    if timing.body_error is not None:
+        return timing.body_error.detail or None
+    if request.refusal is not None:  # refused before anyone read the body
+        return f"the request body is malformed ({request.refusal})"
+    return None
+
+
 def _send(request: RequestCycle, reply: Reply) -> None:
+    if request.finished:
+        return  # the listener has answered already (it refused the body): nothing more to say
     if request.head_sent:
         request.abort()  # the response had started: too late for an error, cut it honestly
     else:

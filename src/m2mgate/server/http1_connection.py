@@ -51,6 +51,9 @@ class HttpConnection(WriteFlow):
         self._discarding = 0  # bytes of an unread body dropped after its response
         self._body_left = 0  # of a Content-Length request body, bytes still to come
         self._read_paused = False
+        # An Upgrade request was read: nothing after it (and after its body) is parsed; the
+        # connection closes once it is answered.
+        self._upgraded = False
         # The head being parsed:
         self._url: list[bytes] = []
         self._url_bytes = 0
@@ -61,6 +64,7 @@ class HttpConnection(WriteFlow):
         )
         self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
         self._refusal: int | None = None
+        self._trailer_fields = 0  # of the chunked body being read: its trailer section
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -80,6 +84,8 @@ class HttpConnection(WriteFlow):
         if self._body_left:
             self._count_body(data)
             return
+        if self._upgraded:
+            return  # past an Upgrade request: another protocol, never parsed as HTTP/1.1
         if self._reading != _BODY:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
@@ -87,15 +93,25 @@ class HttpConnection(WriteFlow):
                 return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # An Upgrade request: upgrades are never proxied (Upgrade is a hop-by-hop header,
-            # stripped). The request is answered as a plain one, then the connection closes:
-            # whatever the client sends next is not HTTP/1.1 we can trust.
+        except httptools.HttpParserUpgrade as upgrade:
+            # An Upgrade (or CONNECT) request. Upgrades are never proxied (Upgrade is
+            # hop-by-hop, stripped): RFC 9110 §7.8 lets a server ignore it, so the request is
+            # answered as a plain one, then the connection closes, since the client may already
+            # be speaking the new protocol.
+            # Threat (request smuggling, #8): httptools makes llhttp treat an Upgrade request
+            # as bodyless and stops at the end of its head. Forwarding its Content-Length
+            # without those bytes let the upstream read the *next* request on the pooled
+            # connection as this body. Here the body is read exactly as the head declared it,
+            # by count (a chunked one was refused in on_headers_complete); what follows it is
+            # never parsed.
             self.must_close = True
-            if self._parsing is not None:
-                self._parsing.end_body()
-                self._parsing = None
-            self._pause_reading()
+            self._upgraded = True
+            rest = data[upgrade.args[0] :]
+            if self._body_left and rest:
+                self._count_body(rest)
+            if not self._body_left:
+                self._pause_reading()
+            return
         except httptools.HttpParserError as error:
             self._refuse(self._refusal or 400, type(error).__name__)
             return
@@ -114,7 +130,9 @@ class HttpConnection(WriteFlow):
             # llhttp still waits for the body it never saw: the next request gets a new one.
             self._parser = httptools.HttpRequestParser(self)
             self.on_message_complete()
-            if rest and not self.closed:
+            if self._upgraded:
+                self._pause_reading()  # the Upgrade request's body is read; nothing more is
+            elif rest and not self.closed:
                 self.data_received(rest)  # a pipelined request right behind the body
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -135,6 +153,7 @@ class HttpConnection(WriteFlow):
         self._url_bytes = 0
         self._headers = []
         self._read_here = []
+        self._trailer_fields = 0
         self._reading = _HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
         self.deadline = self._server.now() + self._limits.head_timeout_seconds
@@ -149,6 +168,9 @@ class HttpConnection(WriteFlow):
             raise _Refused(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._reading == _BODY:
+            self._trailer(name, value)
+            return
         if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
             len(self._headers) >= self._limits.max_headers
         ):
@@ -160,6 +182,21 @@ class HttpConnection(WriteFlow):
         if lowered in READ_BY_GATEWAY:
             self._read_here.append((lowered, text))
 
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        """A trailer field of a chunked request body: counted against the head's limits, then
+        dropped. RFC 9110 §6.5.1: trailers must not be merged into the header section.
+        Threat (#8): a trailer `Authorization` or `Host` was appended to the forwarded
+        headers, a second credential or Host the gateway never checked. A recipient that
+        removes the chunked coding may discard trailers (RFC 9112 §7.1.2): the gateway does,
+        so the upstream never sees fields nobody vetted."""
+        self._trailer_fields += 1
+        if (
+            len(name) + len(value) + 2 > self._limits.max_header_bytes
+            or self._trailer_fields > self._limits.max_headers
+        ):
+            self._refusal = 431
+            raise _Refused(431)
+
     def on_headers_complete(self) -> None:
         parser = self._parser
         cycle = RequestCycle(
@@ -170,9 +207,10 @@ class HttpConnection(WriteFlow):
             self._headers,
             parser.should_keep_alive(),
         )
-        if not read_head_fields(cycle, self._read_here):
-            self._refusal = 400
-            raise _Refused(400)
+        refused = read_head_fields(cycle, self._read_here, upgrade=parser.should_upgrade())
+        if refused is not None:
+            self._refusal = refused
+            raise _Refused(refused)
         self._reading = _BODY
         self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
@@ -199,6 +237,10 @@ class HttpConnection(WriteFlow):
             cycle.feed_body(body)
 
     def on_message_complete(self) -> None:
+        if self._body_left and self._parser.should_upgrade():
+            # llhttp skipped an Upgrade request's body; data_received reads it by count and
+            # completes the message when it has all of it.
+            return
         cycle = self._parsing
         self._parsing = None
         self._reading = _WAITING
@@ -313,6 +355,12 @@ class HttpConnection(WriteFlow):
             self.closed = True
             self.transport.abort()
 
+    def _reported(self, status: int, error: str) -> str:
+        """A refused request no handler will log: reported once, under a new request id."""
+        request_id = secrets.token_hex(16)
+        self._server.events.http_error(status, error, request_id)
+        return request_id
+
     def expire(self) -> None:
         """The sweep found this connection past its deadline."""
         self.deadline = None
@@ -323,19 +371,29 @@ class HttpConnection(WriteFlow):
     def _refuse(self, status: int, error: str) -> None:
         """The request cannot be parsed: a fixed JSON answer (never the request's bytes), then
         close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
-        request_id = secrets.token_hex(16)
-        self._server.events.http_error(status, error, request_id)
         active = self._active
+        parsing = self._parsing
+        if active is None and parsing is not None and parsing.finished:
+            # The body of a request already answered turned bad while it was being dropped:
+            # its one response is out, a second would be unsolicited. Only closing is left.
+            self._reported(status, error)
+            self.abort()
+            return
         if active is None:
-            self.write(refusal(status, request_id))
-        elif active is self._parsing and not active.head_sent:
+            self.write(refusal(status, self._reported(status, error)))
+        elif active is parsing and not active.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
-            # further. Its handler is cancelled, which cuts any upstream exchange it started.
-            active.refused(status)
+            # further. Threat (#8): the body reader saw "end of body" and the upstream got a
+            # terminating chunk, a complete POST the client was told was refused. Now the body
+            # is refused (its reader raises BodyRefused, so the upstream exchange is cut, never
+            # completed, and its connection closed) and the handler is cancelled. A handler
+            # that has started logs the request itself, with this status.
+            request_id = active.request_id or self._reported(status, error)
+            active.refuse(status, error)
             self.write(refusal(status, request_id))
             if self._task is not None:
                 self._task.cancel()
-        elif active is self._parsing:
+        elif active is parsing:
             self.abort()  # its response has started: only cutting it is honest
             return
         else:

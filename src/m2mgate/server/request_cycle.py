@@ -12,17 +12,27 @@ stream one. Framing is decided here, once, from what the response declares:
   connection for HTTP/1.0 ones (RFC 9112 §6.3).
 A streamed body that ends short of its declared length (the upstream failed) is never made to
 look complete: `abort` cuts the connection.
+
+Every response says `HTTP/1.1`, whatever version the request named (RFC 9112 §2.3: a server
+answers with the highest version it conforms to whose major is not above the request's); the
+framing still follows the request's version (no chunked coding to an HTTP/1.0 client).
+
+The request body ends one of three ways (`BodyState`): complete, refused by the listener (a bad
+chunk: `read_body` raises BodyRefused, so nobody can mistake a refused body for a whole one and
+finish an upstream request with it), or lost with the connection (ConnectionResetError).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import time
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from m2mgate.errors import BodyRefused
 from m2mgate.flow_control import wake, woken_in_time
 
 if TYPE_CHECKING:
@@ -36,10 +46,11 @@ _NO_BODY = frozenset({204, 304})
 _PAUSE_ABOVE = 256 * 1024  # buffered request body bytes before reading from the client pauses
 
 
-def encode_head(version: str, status: int, headers: Headers, framing: list[str]) -> bytes:
+def encode_head(status: int, headers: Headers, framing: list[str]) -> bytes:
     """A response head: the status line, `headers`, then the gateway's own `framing` lines
-    (Date, Content-Length, Transfer-Encoding, Connection), each ending in CRLF."""
-    head = [f"HTTP/{version} {status} {_PHRASES.get(status, '')}\r\n"]
+    (Date, Content-Length, Transfer-Encoding, Connection), each ending in CRLF. Always
+    HTTP/1.1: the gateway never names a version it does not speak (RFC 9112 §2.3)."""
+    head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}\r\n"]
     for name, value in headers:
         head.append(f"{name}: {value}\r\n")
     head.extend(framing)
@@ -60,9 +71,15 @@ def http_date() -> str:
     return _date_value
 
 
+class BodyState(enum.Enum):
+    RECEIVING = "receiving"
+    COMPLETE = "complete"
+    REFUSED = "refused"  # the listener answered for a malformed body; nothing of it may pass
+
+
 class RequestCycle:
     __slots__ = (
-        "_body_done",
+        "_body",
         "_buffered",
         "_chunked",
         "_chunks",
@@ -81,7 +98,9 @@ class RequestCycle:
         "host",
         "keep_alive",
         "method",
+        "refusal",
         "remote",
+        "request_id",
         "request_ids",
         "scheme",
         "status",
@@ -116,12 +135,14 @@ class RequestCycle:
         # Body, fed by the connection:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
-        self._body_done = False
+        self._body = BodyState.RECEIVING
         self._paused = False
         self._waiter: asyncio.Future[Any] | None = None
         self._continue_sent = False
         # Response:
         self.status = 0
+        self.request_id: str | None = None  # set by the handler when it starts
+        self.refusal: str | None = None  # why the listener refused the body (parser error)
         self.head_sent = False
         self.finished = False
         self._chunked = False
@@ -131,7 +152,7 @@ class RequestCycle:
 
     @property
     def body_complete(self) -> bool:
-        return self._body_done
+        return self._body is BodyState.COMPLETE
 
     def feed_body(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -142,7 +163,8 @@ class RequestCycle:
         self._wake()
 
     def end_body(self) -> None:
-        self._body_done = True
+        if self._body is BodyState.RECEIVING:
+            self._body = BodyState.COMPLETE
         self._wake()
 
     def connection_lost(self) -> None:
@@ -172,14 +194,19 @@ class RequestCycle:
     def body_expected(self) -> bool:
         """Will the client send (the rest of) its body? Not when it waits for a 100 Continue
         that was never sent (RFC 9110 §10.1.1)."""
-        return not self._body_done and (not self.expect_continue or self._continue_sent)
+        return self._body is BodyState.RECEIVING and (
+            not self.expect_continue or self._continue_sent
+        )
 
     async def read_body(self, idle_seconds: float) -> bytes:
         """The next body bytes as they arrived (one chunk, never a joined copy); b"" at the
         end. TimeoutError when the client sends nothing for `idle_seconds`;
-        ConnectionResetError when it has left."""
-        while not self._chunks:
-            if self._body_done:
+        ConnectionResetError when it has left; BodyRefused when the listener refused the body
+        (what was buffered of it is never handed out)."""
+        while not self._chunks or self._body is BodyState.REFUSED:
+            if self._body is BodyState.REFUSED:
+                raise BodyRefused(f"the request body is malformed ({self.refusal})")
+            if self._body is BodyState.COMPLETE:
                 return b""
             if self._conn.closed:
                 raise ConnectionResetError("the client closed the connection")
@@ -188,7 +215,7 @@ class RequestCycle:
                 in_time = await woken_in_time(waiter, idle_seconds)
             finally:
                 self._waiter = None
-            if not in_time and not self._chunks and not self._body_done:
+            if not in_time and not self._chunks and self._body is BodyState.RECEIVING:
                 raise TimeoutError
         data = self._chunks.popleft()
         self._buffered -= len(data)
@@ -207,7 +234,7 @@ class RequestCycle:
         if status not in _NO_BODY and status >= 200:
             framing.append(f"Content-Length: {len(body)}\r\n")
         framing.append(self._connection_field())
-        data = encode_head(self.version, status, headers, framing)
+        data = encode_head(status, headers, framing)
         if body and self.method != "HEAD" and status not in _NO_BODY:
             data += body
         self.head_sent = self.finished = True
@@ -232,7 +259,7 @@ class RequestCycle:
         if not has_body:
             self._left = 0
         framing.append(self._connection_field())
-        self._conn.write(encode_head(self.version, status, headers, framing))
+        self._conn.write(encode_head(status, headers, framing))
 
     def _connection_field(self) -> str:
         """`Connection: close` when the connection ends after this response; `keep-alive`
@@ -267,11 +294,16 @@ class RequestCycle:
         elif self._left:
             self.abort()  # short of the declared length: a truncated body must not pass
 
-    def refused(self, status: int) -> None:
-        """The listener answered for this request (its body could not be parsed)."""
+    def refuse(self, status: int, error: str) -> None:
+        """The listener answered for this request: its body could not be parsed (`error` is
+        the parser error's class name). Whoever reads the body from now on gets BodyRefused;
+        what was buffered is dropped."""
         self.status = status
+        self.refusal = error
         self.head_sent = self.finished = True
-        self._body_done = True
+        self._body = BodyState.REFUSED
+        self._chunks.clear()
+        self._buffered = 0
         self._wake()
 
     def abort(self) -> None:

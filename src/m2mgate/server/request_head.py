@@ -1,8 +1,14 @@
 """The request-head rules the listener applies itself, on top of llhttp's (plain functions,
 no I/O): the fields the gateway reads, the heads it refuses, and the fixed answer to a refused
-request."""
+request.
+
+Each refusal below closes a gap where the gateway and the next hop (the upstream, or a proxy in
+front) could read the same bytes differently; the status is the one the RFC names.
+"""
 
 from __future__ import annotations
+
+import re
 
 from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
 from m2mgate.server.responses import parse_error_response
@@ -17,16 +23,27 @@ def refusal(status: int, request_id: str) -> bytes:
         f"Content-Length: {len(reply.body)}\r\n",
         "Connection: close\r\n",
     ]
-    return encode_head("1.1", reply.status, reply.headers, framing) + reply.body
+    return encode_head(reply.status, reply.headers, framing) + reply.body
 
 
 READ_BY_GATEWAY = frozenset(
     {b"authorization", b"x-request-id", b"host", b"content-length", b"transfer-encoding", b"expect"}
 )
 
+SPOKEN_VERSIONS = frozenset({"1.0", "1.1"})
 
-def read_head_fields(cycle: RequestCycle, fields: list[tuple[bytes, str]]) -> bool:
-    """Fill in what the gateway reads itself; False when the head must be refused."""
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]. Stricter than RFC 3986's
+# reg-name on purpose: no sub-delims (`,` `;` would split X-Forwarded-Host lists), no
+# percent-encoding, so a Host the gateway accepts means the same to every parser after it.
+# An IP-literal is bracketed hex, dots and colons. An empty value is valid (RFC 9112 §3.2).
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{1,5})?")
+
+
+def read_head_fields(
+    cycle: RequestCycle, fields: list[tuple[bytes, str]], *, upgrade: bool
+) -> int | None:
+    """Fill in what the gateway reads itself; the status to refuse the head with, or None.
+    `upgrade`: llhttp flagged an Upgrade (or CONNECT) request."""
     hosts = 0
     length: str | None = None
     codings: list[str] = []
@@ -44,15 +61,34 @@ def read_head_fields(cycle: RequestCycle, fields: list[tuple[bytes, str]]) -> bo
             codings.extend(coding.strip().lower() for coding in value.split(","))
         elif lowered == b"expect":
             cycle.expect_continue = value.strip().lower() == "100-continue"
-    if hosts > 1:
-        return False  # RFC 9112 §3.2: a request with more than one Host is refused
+    if cycle.version not in SPOKEN_VERSIONS:
+        # RFC 9110 §15.6.6: HTTP/2.0 or 0.9 in a request line. llhttp parses them as if they
+        # were 1.x; answering (or forwarding) them as such would speak a version nobody agreed.
+        return 505
+    if "#" in cycle.target:
+        return 400  # RFC 9110 §4.2.5 / 9112 §3.2: a fragment is never part of a request-target
+    if hosts > 1 or (hosts == 0 and cycle.version == "1.1"):
+        return 400  # RFC 9112 §3.2: one Host, and HTTP/1.1 requests must carry it
+    if cycle.host is not None and not _HOST.fullmatch(cycle.host):
+        # RFC 9112 §3.2: 400 for an invalid Host (`evil.example/a b?c@d`): the upstream and
+        # X-Forwarded-Host would carry something that is not an authority.
+        return 400
     if length is not None:
         cycle.content_length = int(length)
         cycle.has_body = cycle.content_length > 0
     elif codings:
         if codings != ["chunked"]:
-            return False  # RFC 9112 §6.1: a coding we would have to guess the end of
+            return 400  # RFC 9112 §6.1: a coding we would have to guess the end of
+        if cycle.version == "1.0":
+            # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty (a 1.0
+            # hop in front may have ignored it). Refused, as nginx does, and the connection
+            # closes: no hop can say where this message ends.
+            return 400
+        if upgrade:
+            # httptools makes an Upgrade request bodyless; a chunked body then could only be
+            # framed by guessing, so it is refused (a Content-Length one is read by count).
+            return 400
         cycle.has_body = True
     if cycle.version != "1.1":
         cycle.expect_continue = False  # RFC 9110 §10.1.1: ignored from HTTP/1.0 clients
-    return True
+    return None

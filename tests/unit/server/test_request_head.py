@@ -20,13 +20,20 @@ def cycle(version: str = "1.1") -> RequestCycle:
     return RequestCycle(conn, "POST", "/x", version, [], True)
 
 
+HOST = (b"host", "api.example")
+
+
+def read(request: RequestCycle, fields: list[tuple[bytes, str]], upgrade: bool = False) -> Any:
+    return read_head_fields(request, fields, upgrade=upgrade)
+
+
 def test_the_fields_the_gateway_reads():
     request = cycle()
     fields = [
-        (b"host", "api.example"), (b"authorization", "Bearer a"), (b"authorization", "Bearer b"),
+        HOST, (b"authorization", "Bearer a"), (b"authorization", "Bearer b"),
         (b"x-request-id", "r1"), (b"content-length", "12"), (b"expect", "100-Continue"),
     ]  # fmt: skip
-    assert read_head_fields(request, fields)
+    assert read(request, fields) is None
     assert request.host == "api.example"
     assert request.authorization == ["Bearer a", "Bearer b"]  # both: the decision refuses two
     assert request.request_ids == ["r1"]
@@ -45,32 +52,67 @@ def test_the_fields_the_gateway_reads():
 )
 def test_framing(fields, has_body):
     request = cycle()
-    assert read_head_fields(request, fields)
+    assert read(request, [HOST, *fields]) is None
     assert request.has_body is has_body
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("version", "fields", "upgrade", "status"),
     [
-        [(b"host", "a"), (b"host", "b")],  # RFC 9112 §3.2
-        [(b"transfer-encoding", "chunked, gzip")],  # RFC 9112 §6.1: chunked not alone
-        [(b"transfer-encoding", "gzip")],
-        [(b"transfer-encoding", "chunked"), (b"transfer-encoding", "chunked")],
-        [(b"transfer-encoding", "identity")],
+        ("1.1", [(b"host", "a"), (b"host", "b")], False, 400),  # RFC 9112 §3.2
+        ("1.1", [HOST, (b"transfer-encoding", "chunked, gzip")], False, 400),  # §6.1
+        ("1.1", [HOST, (b"transfer-encoding", "gzip")], False, 400),
+        ("1.1", [HOST, (b"transfer-encoding", "chunked"), (b"transfer-encoding", "chunked")],
+         False, 400),
+        ("1.1", [HOST, (b"transfer-encoding", "identity")], False, 400),
+        ("1.1", [], False, 400),  # RFC 9112 §3.2: an HTTP/1.1 request must carry Host
+        ("1.1", [(b"host", "evil.example/a b?c@d")], False, 400),
+        ("1.1", [(b"host", "a,b")], False, 400),
+        ("1.1", [(b"host", "user@a")], False, 400),
+        ("1.1", [(b"host", "a:99999x")], False, 400),
+        ("1.0", [HOST, (b"transfer-encoding", "chunked")], False, 400),  # §6.1, as nginx
+        ("1.1", [HOST, (b"transfer-encoding", "chunked")], True, 400),  # upgrade + chunked
+        ("2.0", [HOST], False, 505),  # RFC 9110 §15.6.6
+        ("0.9", [HOST], False, 505),
     ],
-    ids=["two Host", "chunked, gzip", "gzip", "chunked twice", "identity"],
+    ids=[
+        "two Host", "chunked, gzip", "gzip", "chunked twice", "identity", "no Host",
+        "Host not an authority", "Host with a comma", "Host with userinfo", "Host bad port",
+        "HTTP/1.0 with Transfer-Encoding", "Upgrade with a chunked body", "HTTP/2.0",
+        "HTTP/0.9",
+    ],
+)  # fmt: skip
+def test_refused_heads(version, fields, upgrade, status):
+    assert read(cycle(version), fields, upgrade) == status
+
+
+@pytest.mark.parametrize(
+    "host", ["", "api.example", "api.example:8443", "10.0.0.1:80", "[::1]:8080", "a_b.internal"]
 )
-def test_refused_heads(fields):
-    assert not read_head_fields(cycle(), fields)
+def test_valid_hosts(host):
+    assert read(cycle(), [(b"host", host)]) is None
+
+
+def test_http_1_0_needs_no_host_and_an_upgrade_may_have_a_length():
+    assert read(cycle("1.0"), []) is None
+    request = cycle()
+    assert read(request, [HOST, (b"content-length", "5")], upgrade=True) is None
+    assert request.content_length == 5  # read by count, as declared
+
+
+def test_a_fragment_in_the_target_is_refused():
+    conn: Any = _NoConnection()
+    request = RequestCycle(conn, "GET", "/public/x?a#/../api/admin", "1.1", [], True)
+    assert read(request, [HOST]) == 400  # RFC 9110 §4.2.5: never sent in a request
 
 
 def test_expect_is_ignored_from_http_1_0_clients():
     request = cycle("1.0")
-    assert read_head_fields(request, [(b"expect", "100-continue")])
+    assert read(request, [(b"expect", "100-continue")]) is None
     assert not request.expect_continue  # RFC 9110 §10.1.1
 
 
-@pytest.mark.parametrize("status", [400, 414, 431])
+@pytest.mark.parametrize("status", [400, 414, 431, 505])
 def test_a_refusal_is_fixed_json_and_closes(status):
     data = refusal(status, "rid-1")
     head, _, body = data.partition(b"\r\n\r\n")
