@@ -4,7 +4,12 @@ Headers travel as (name, value) pairs so repeated fields (Set-Cookie, Via) survi
 request is built in two steps, in this order, so nothing a client sends can pose as identity:
 1. strip: hop-by-hop headers (RFC 9110 §7.6.1) and every header the `Connection` field lists;
    every identity header name (configured *and* default, on every route, public ones too);
-   `Authorization` (unless `forward.authorization`); the headers the gateway sets itself;
+   `Authorization` (unless `forward.authorization`); the headers the gateway sets itself
+   (X-Request-Id, the framing fields: the pool frames the body it sends); the forwarded family
+   (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`, ...) unless the peer is a
+   trusted proxy; and the routing overrides (`X-HTTP-Method-Override`, `X-Original-URL`, ...).
+   Names are compared normalised: case-folded and with `_` read as `-`, because CGI, WSGI
+   and nginx's `underscores_in_headers` map `X_Client_Id` and `X-Client-Id` to one variable;
 2. add: identity from the verified principal, then X-Request-Id and X-Forwarded-*.
 
 Identity values are carried percent-encoded (RFC 3986 §2.1) so no claim can break framing
@@ -44,10 +49,40 @@ DEFAULT_IDENTITY_HEADERS = frozenset(
     {"x-client-id", "x-scopes", "x-roles", "x-issuer", "x-subject", "x-tenant"}
 )
 # Set by the gateway itself on every forwarded request. `Expect` is answered by the gateway
-# (100-continue only after the request is authorized), never passed on.
-_GATEWAY_OWNED = frozenset(
-    {"x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect"}
-)
+# (100-continue only after the request is authorized), never passed on. Content-Length is
+# written by the upstream pool from the bytes it sends (RFC 9112 §6: one framing, the
+# gateway's), like Transfer-Encoding (hop-by-hop).
+_GATEWAY_OWNED = frozenset({"x-request-id", "expect", "content-length"})
+# Facts about the connection a proxy saw (RFC 7239 `Forwarded` and the de-facto X- family).
+# Upstreams use them for client IP allowlists, redirects and URL building; only a trusted
+# proxy (`forward.trusted_proxies`) may supply them. From anyone else they are removed, and
+# X-Forwarded-For/-Proto/-Host are set from what the gateway saw. Any other `X-Forwarded-*`
+# name counts too.
+FORWARDED_FAMILY = frozenset(
+    {
+        "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server", "x-forwarded-scheme",
+        "x-forwarded-ssl", "x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip",
+        "cf-connecting-ip", "fastly-client-ip", "x-original-forwarded-for",
+    }
+)  # fmt: skip
+# Headers that make some upstream frameworks act on another method or path than the request
+# line's (Express/Laravel method-override, IIS/Symfony X-Original-URL): the gateway decided on
+# the request line, so these would let a client pick a different route after the decision.
+# Removed from every request.
+ROUTING_OVERRIDES = frozenset(
+    {
+        "x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
+        "x-rewrite-url",
+    }
+)  # fmt: skip
+
+
+def normalized_name(name: str) -> str:
+    """A header name as CGI-style servers read it: case-folded, `_` the same as `-`."""
+    lowered = name.lower()
+    return lowered.replace("_", "-") if "_" in lowered else lowered
+
 
 _UNSAFE = re.compile(r"[^\x21-\x24\x26-\x2b\x2d-\x7e]")  # not visible ASCII, or % or ,
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
@@ -74,7 +109,9 @@ class ForwardRules:
         )  # fmt: skip
         names = {name.lower() for name in configured if name is not None}
         names.update(header.lower() for header, _ in self.claims)
+        names = {normalized_name(name) for name in names}
         names |= DEFAULT_IDENTITY_HEADERS | HOP_BY_HOP | _GATEWAY_OWNED
+        names |= FORWARDED_FAMILY | ROUTING_OVERRIDES
         if not self.pass_authorization:
             names.add("authorization")
         if not self.preserve_host:
@@ -136,11 +173,14 @@ def _listed_in(value: str, listed: set[str] | None, dropped: frozenset[str]) -> 
     """Add the names a `Connection` field declares hop-by-hop (RFC 9110 §7.6.1), leaving out
     those dropped anyway (`keep-alive`, `close`): most messages then need no second pass."""
     for token in value.split(","):
-        name = token.strip().lower()
+        name = normalized_name(token.strip())
         if name and name not in dropped:
             listed = listed if listed is not None else set()
             listed.add(name)
     return listed
+
+
+_CONNECTION_OPTIONS = HOP_BY_HOP | {"close"}  # listed in Connection, already gone: no second pass
 
 
 def choose_request_id(values: Sequence[str]) -> str:
@@ -169,20 +209,25 @@ def upstream_request_headers(
     request_id: str,
     client: ClientFacts,
 ) -> Headers:
-    drop = rules.always_dropped  # includes Connection and the X-Forwarded-* the gateway sets
+    drop = rules.always_dropped  # includes Connection and the forwarded family
     headers: Headers = []
-    forwarded: dict[str, list[str]] = {}
+    forwarded: dict[str, list[tuple[str, str]]] = {}
     listed: set[str] | None = None
     for name, value in incoming:  # one pass; the names Connection lists are removed after
-        lowered = name.lower()
+        lowered = normalized_name(name)
         if lowered not in drop:
-            headers.append((name, value))
+            if lowered.startswith("x-forwarded-"):  # a family member not listed by name
+                forwarded.setdefault(lowered, []).append((name, value))
+            else:
+                headers.append((name, value))
         elif lowered == "connection":
-            listed = _listed_in(value, listed, drop)
-        elif lowered.startswith("x-forwarded-"):
-            forwarded.setdefault(lowered, []).append(value)
+            # Not `drop`: a trusted proxy's forwarded family is kept unless listed here.
+            listed = _listed_in(value, listed, _CONNECTION_OPTIONS)
+        elif lowered in FORWARDED_FAMILY:
+            forwarded.setdefault(lowered, []).append((name, value))
     if listed:
-        headers = [(name, value) for name, value in headers if name.lower() not in listed]
+        headers = [(n, v) for n, v in headers if normalized_name(n) not in listed]
+        forwarded = {key: found for key, found in forwarded.items() if key not in listed}
     if principal is not None:
         headers.extend(identity_headers(rules, principal))
     headers.append(("X-Request-Id", request_id))
@@ -191,31 +236,64 @@ def upstream_request_headers(
 
 
 def forwarded_headers(
-    rules: ForwardRules, client: ClientFacts, incoming: dict[str, list[str]]
+    rules: ForwardRules, client: ClientFacts, incoming: dict[str, list[tuple[str, str]]]
 ) -> Headers:
-    """X-Forwarded-For/Proto/Host, per the trust settings.
+    """The forwarded family, per the trust settings (`incoming`: the family members the
+    request carried, by normalised name, each with its original name and value).
 
-    - No `trusted_proxies` configured: the client's X-Forwarded-For chain is kept and the peer
-      appended (the CONTRACT's default); Proto and Host are the gateway's own view. Only the
-      last hop, added here, can be trusted by the upstream.
-    - `trusted_proxies` configured: a trusted peer's chain is kept and its Proto/Host believed
-      (it terminated TLS, it saw the original Host); from any other peer they are replaced.
-      Threat: a client forging X-Forwarded-For to slip past an IP allowlist upstream.
+    - From a trusted proxy (`forward.trusted_proxies`): everything it sent is kept (it
+      terminated TLS, it saw the client); its X-Forwarded-Proto/-Host are believed, the peer
+      is appended to X-Forwarded-For, and to `Forwarded` (RFC 7239 §4) when it sent one.
+    - From any other peer: every family member is removed. Threat (#8): `Forwarded`,
+      `X-Real-IP`, `True-Client-IP`, `X-Forwarded-Port`, `X-Forwarded-Prefix` from a client
+      let it choose the address an upstream allowlists, or the prefix it builds URLs with.
+      X-Forwarded-Proto/-Host are the gateway's own view. X-Forwarded-For: with
+      `trusted_proxies` configured it is only the peer; with none configured the client's
+      chain is kept and the peer appended (the CONTRACT's default): only the last hop, added
+      here, can be trusted by the upstream.
     """
     trusted = rules.trusts(client.address)
     keep_chain = trusted or not rules.trusted_proxies
-    chain = list(incoming.get("x-forwarded-for", ())) if keep_chain else []
+    chain = [value for _, value in incoming.get("x-forwarded-for", ())] if keep_chain else []
     if client.address:
         chain.append(client.address)
     headers: Headers = []
+    if trusted:
+        for key, found in incoming.items():
+            if key not in _REBUILT:
+                headers.extend(found)
+        elements = [value for _, value in incoming.get("forwarded", ())]
+        if elements:
+            elements.append(_forwarded_element(client))
+            headers.append(("Forwarded", ", ".join(elements)))
     if chain:
         headers.append(("X-Forwarded-For", ", ".join(chain)))
-    proto = incoming.get("x-forwarded-proto", [client.scheme])[-1] if trusted else client.scheme
+    proto = _last(incoming, "x-forwarded-proto", client.scheme) if trusted else client.scheme
     headers.append(("X-Forwarded-Proto", proto))
-    host = incoming.get("x-forwarded-host", [client.host or ""])[-1] if trusted else client.host
+    host = _last(incoming, "x-forwarded-host", client.host or "") if trusted else client.host
     if host:
         headers.append(("X-Forwarded-Host", host))
     return headers
+
+
+_REBUILT = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _last(incoming: dict[str, list[tuple[str, str]]], key: str, default: str) -> str:
+    found = incoming.get(key)
+    return found[-1][1] if found else default
+
+
+def _forwarded_element(client: ClientFacts) -> str:
+    """This hop's RFC 7239 element: the peer, the scheme it used, the Host it sent."""
+    peer = client.address or "unknown"
+    parts = [("for", f"[{peer}]" if ":" in peer else peer), ("proto", client.scheme)]
+    if client.host:
+        parts.append(("host", client.host))
+    return ";".join(
+        f"{key}={value}" if _TOKEN.fullmatch(value) else f'{key}="{value}"' for key, value in parts
+    )
 
 
 _RESPONSE_DROPPED = HOP_BY_HOP | {"x-request-id"}
