@@ -375,9 +375,10 @@ class HttpConnection(WriteFlow):
         parsing = self._parsing
         if active is None and parsing is not None and parsing.finished:
             # The body of a request already answered turned bad while it was being dropped:
-            # its one response is out, a second would be unsolicited. Only closing is left.
+            # its one response is out (maybe still buffered: close, do not abort), a second
+            # would be unsolicited. Only closing is left.
             self._reported(status, error)
-            self.abort()
+            self.close()
             return
         if active is None:
             self.write(refusal(status, self._reported(status, error)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from m2mgate.errors import BodyRefused
 from m2mgate.server.http1_connection import HttpConnection
 from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
 from m2mgate.server.request_cycle import RequestCycle
@@ -164,3 +165,113 @@ async def test_a_content_length_body_in_many_reads_then_a_pipelined_request():
     assert errors == []
     assert transport.written.count(b"HTTP/1.1 200 ") == 3
     assert not transport.closed
+
+
+async def test_a_refused_body_is_never_read_as_ended():
+    """#8 A2: the refusal used to look like the end of the body to its reader (the upstream
+    pool's body sender, a task of its own), which then finished the upstream request with a
+    terminating chunk. Now that reader gets BodyRefused, the handler is cancelled, and a
+    handler that has started (it set the request id) logs the request itself: no second
+    report under another id."""
+    outcome: list[object] = []
+    started = asyncio.Event()
+
+    async def sender(cycle: RequestCycle) -> None:
+        try:
+            while await cycle.read_body(5):
+                pass
+            outcome.append("ended")  # the bug: a refused body read as a whole one
+        except BodyRefused as refused:
+            outcome.append(refused)
+
+    async def forwards_the_body(cycle: RequestCycle) -> None:
+        cycle.request_id = "rid-7"
+        reader = asyncio.ensure_future(sender(cycle))
+        started.set()
+        try:
+            await asyncio.shield(reader)
+        except asyncio.CancelledError:
+            outcome.append("handler cancelled")
+            await reader
+            raise
+
+    conn, transport, errors = connection(forwards_the_body)
+    conn.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    conn.data_received(b"zz\r\n")
+    await eventually(lambda: len(outcome) == 2)
+    assert "handler cancelled" in outcome
+    assert [type(o) for o in outcome if o != "handler cancelled"] == [BodyRefused]
+    assert errors == []  # the handler reports it
+    assert b'"request_id": "rid-7"' in transport.written
+    assert transport.closed
+
+
+async def test_a_bad_chunk_before_the_handler_runs_is_reported_and_never_handled():
+    handled: list[str] = []
+
+    async def handler(cycle: RequestCycle) -> None:
+        handled.append(cycle.target)
+
+    conn, transport, errors = connection(handler)
+    conn.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+    )
+    await asyncio.sleep(0.05)
+    assert handled == []
+    assert errors == [400]
+    assert transport.written.startswith(b"HTTP/1.1 400 ") and transport.closed
+
+
+async def test_an_upgrade_request_body_is_read_by_count_and_nothing_after_it():
+    """#8 A1: llhttp stops at the end of an Upgrade request's head. Its Content-Length body is
+    read here, across reads, and what follows it is never parsed as a request."""
+    seen: list[tuple[str, bytes]] = []
+
+    async def echo_body(cycle: RequestCycle) -> None:
+        body = b""
+        while chunk := await cycle.read_body(5):
+            body += chunk
+        seen.append((cycle.target, body))
+        cycle.respond(200, [], b"")
+
+    conn, transport, errors = connection(echo_body)
+    head = (
+        b"GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Content-Length: 10\r\n\r\n"
+    )
+    conn.data_received(head + b"0123")
+    conn.data_received(b"456")
+    conn.data_received(b"789" + post("/smuggled", b""))
+    await eventually(lambda: transport.closed)
+    assert seen == [("/up", b"0123456789")]
+    assert errors == []
+    assert transport.written.count(b"HTTP/1.1 200 ") == 1
+    assert b"\r\nConnection: close\r\n" in transport.written
+
+
+async def test_request_trailers_are_dropped_and_bounded():
+    seen: list[list[tuple[str, str]]] = []
+
+    async def headers_after_body(cycle: RequestCycle) -> None:
+        while await cycle.read_body(5):
+            pass
+        seen.append(list(cycle.headers))
+        cycle.respond(200, [], b"")
+
+    conn, transport, _ = connection(headers_after_body)
+    conn.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nAuthorization: Bearer forged\r\nHost: evil\r\n\r\n"
+    )
+    await eventually(lambda: bool(seen))
+    assert seen[0] == [("Host", "a"), ("Transfer-Encoding", "chunked")]
+    many = b"".join(b"X-T%d: 1\r\n" % i for i in range(LIMITS.max_headers + 1))
+    conn2, transport2, errors2 = connection(headers_after_body)
+    conn2.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + many + b"\r\n"
+    )
+    await eventually(lambda: transport2.closed)
+    assert errors2 == [431]
