@@ -261,7 +261,7 @@ async def test_request_trailers_are_dropped_and_bounded():
         seen.append(list(cycle.headers))
         cycle.respond(200, [], b"")
 
-    conn, transport, _ = connection(headers_after_body)
+    conn, _, _ = connection(headers_after_body)
     conn.data_received(
         b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\nabc\r\n0\r\nAuthorization: Bearer forged\r\nHost: evil\r\n\r\n"
