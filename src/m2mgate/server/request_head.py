@@ -36,7 +36,7 @@ SPOKEN_VERSIONS = frozenset({"1.0", "1.1"})
 # reg-name on purpose: no sub-delims (`,` `;` would split X-Forwarded-Host lists), no
 # percent-encoding, so a Host the gateway accepts means the same to every parser after it.
 # An IP-literal is bracketed hex, dots and colons. An empty value is valid (RFC 9112 §3.2).
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{1,5})?")
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{0,5})?")
 
 
 def read_head_fields(

@@ -87,7 +87,8 @@ def test_refused_heads(version, fields, upgrade, status):
 
 
 @pytest.mark.parametrize(
-    "host", ["", "api.example", "api.example:8443", "10.0.0.1:80", "[::1]:8080", "a_b.internal"]
+    "host",
+    ["", "api.example", "api.example:8443", "10.0.0.1:80", "[::1]:8080", "a_b.internal", "a:"],
 )
 def test_valid_hosts(host):
     assert read(cycle(), [(b"host", host)]) is None
