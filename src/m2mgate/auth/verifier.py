@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from m2mgate.auth.claim_checks import TokenTypeGuard, check_audience, check_times, check_token_type
+from m2mgate.auth.claim_projection import ClaimProjection
 from m2mgate.auth.claims import ClaimLayout, build_principal, read_client_id
 from m2mgate.auth.principal import Principal
-from m2mgate.auth.token_cache import VerifiedTokenCache
+from m2mgate.auth.token_cache import VerifiedTokenCache, token_digest
 from m2mgate.auth.token_parsing import UnverifiedToken, parse_token
 from m2mgate.auth.trace import Trace, traced
 from m2mgate.errors import (
@@ -55,16 +56,20 @@ class TokenVerifier:
         keys: KeyProvider,
         clock: Callable[[], float] = time.time,
         cache: VerifiedTokenCache | None = None,
+        kept_claims: ClaimProjection | None = None,
     ) -> None:
         self._issuers = dict(issuers)  # keyed by the exact `iss` string
         self._keys = keys
         self._clock = clock
         self.cache = cache
+        # What a principal keeps of the claims (auth/claim_projection.py); None: all of them.
+        self._kept_claims = kept_claims
 
     async def verify(self, token: str, trace: Trace | None = None) -> Principal:
         cache = self.cache if trace is None else None  # explain shows every step: no cache
         if cache is not None:
-            cached = cache.get(token, self._clock())
+            digest = token_digest(token)
+            cached = cache.get(digest, self._clock())
             if cached is not None:
                 return cached
         unverified = traced(trace, "parse", parse_token, token)
@@ -75,15 +80,17 @@ class TokenVerifier:
         except GatewayError as error:
             error.issuer_name = issuer.name  # for metrics and logs: the *claimed* issuer
             raise
+        claims = unverified.claims
         principal = build_principal(
-            unverified.claims,
+            claims,
             issuer.layout,
             issuer_name=issuer.name,
             issuer=issuer.issuer,
             client_id=client_id,
+            kept_claims=None if self._kept_claims is None else self._kept_claims.project(claims),
         )
         if cache is not None:
-            cache.put(token, principal, key)
+            cache.put(digest, principal, key)
         return principal
 
     def issuer_of(self, token: UnverifiedToken) -> IssuerPolicy:
