@@ -45,6 +45,17 @@ async def test_unverified_client_ids_are_never_logged(gw, jwks, spare_rsa_signer
     assert "pretend-admin" not in gw.log_stream.getvalue()
 
 
+async def test_a_claim_the_layout_cannot_read_is_counted_under_the_claimed_issuer(gw, mint):
+    """Issue #8 item 23: the token names a configured issuer, so the label is that issuer."""
+    response = await gw.get("/api/user/x", mint(scope=["read:data"]))  # rfc9068: a string
+    assert response.status == 401
+    text = await gw.metrics_text()
+    labels = {"route": "user", "issuer": "local", "decision": "deny", "reason": "invalid_claim"}
+    assert metric(text, "m2mgate_auth_decisions_total", **labels) == 1
+    (event,) = gw.access_events()
+    assert (event["reason"], event["issuer"]) == ("invalid_claim", "local")
+
+
 async def test_no_token_ever_appears_in_the_logs(make_gateway, jwks, rsa_signer, mint):
     gw = await make_gateway(lambda c: c.update(log_level="debug"))
     good = mint(scope="admin")

@@ -2,7 +2,8 @@
 
     parse (strict JSON)  ->  issuer by exact `iss`  ->  alg on the issuer's allowlist
     ->  token type  ->  exp / nbf / iat / lifetime  ->  aud  ->  client id allowlist
-    ->  key (cache; may refetch per cooldown)  ->  signature  ->  Principal
+    ->  principal (scopes, roles, tenant by the claim layout)
+    ->  key (cache; may refetch per cooldown)  ->  signature
 
 Nothing before the key step touches the network, so garbage, an unknown issuer, an expired or
 misdirected token never causes a fetch. Keys are looked up per issuer: a key of issuer A never
@@ -76,19 +77,15 @@ class TokenVerifier:
         issuer = traced(trace, "issuer", self.issuer_of, unverified)
         try:
             client_id = self.check_claims(unverified, issuer, trace)
+            # Reading scopes, roles and tenant needs no key either: a claim of the wrong type
+            # is refused before any key lookup (so never causes a fetch), as its own step.
+            principal = traced(
+                trace, "principal", self.build_principal, unverified, issuer, client_id
+            )
             key = await self.check_signature(unverified, issuer, trace)
         except GatewayError as error:
             error.issuer_name = issuer.name  # for metrics and logs: the *claimed* issuer
             raise
-        claims = unverified.claims
-        principal = build_principal(
-            claims,
-            issuer.layout,
-            issuer_name=issuer.name,
-            issuer=issuer.issuer,
-            client_id=client_id,
-            kept_claims=None if self._kept_claims is None else self._kept_claims.project(claims),
-        )
         if cache is not None:
             cache.put(digest, principal, key)
         return principal
@@ -111,6 +108,21 @@ class TokenVerifier:
         traced(trace, "times", self._check_times, token, issuer, now)
         traced(trace, "audience", check_audience, token.claims, issuer.audiences)
         return traced(trace, "client", check_client, token, issuer)
+
+    def build_principal(
+        self, token: UnverifiedToken, issuer: IssuerPolicy, client_id: str
+    ) -> Principal:
+        """The identity the issuer's claim layout reads; trusted only once the signature is."""
+        claims = token.claims
+        kept = None if self._kept_claims is None else self._kept_claims.project(claims)
+        return build_principal(
+            claims,
+            issuer.layout,
+            issuer_name=issuer.name,
+            issuer=issuer.issuer,
+            client_id=client_id,
+            kept_claims=kept,
+        )
 
     @staticmethod
     def _check_times(token: UnverifiedToken, issuer: IssuerPolicy, now: float) -> float:
