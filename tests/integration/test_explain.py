@@ -88,7 +88,8 @@ async def test_insufficient_scope_shows_each_requirement(config_file, mint):
     assert result["decision"]["error"] == "insufficient_scope"
     assert result["steps"][-1] == {
         "step": "policy", "ok": False,
-        "detail": "insufficient_scope: requirement not met: scopes all of [admin]",
+        "detail": "insufficient_scope: requirement not met: scopes all of [admin];"
+        " token scopes ['read:data'], roles []",
     }  # fmt: skip
 
 

@@ -25,7 +25,8 @@ async def test_one_access_event_per_request_with_the_decision(gw, mint):
     }  # fmt: skip
     assert "secret" not in str(allowed)  # the query string is never logged
     assert (forbidden["status"], forbidden["reason"], forbidden["detail"]) == (
-        403, "insufficient_scope", "requirement not met: scopes all of [admin]",
+        403, "insufficient_scope",
+        "requirement not met: scopes all of [admin]; token scopes ['read:data'], roles []",
     )  # fmt: skip
     assert forbidden["upstream_ms"] is None  # denied: the upstream never saw it
     assert (anonymous["reason"], anonymous["client_id"], anonymous["issuer"]) == (

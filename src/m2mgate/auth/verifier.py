@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from m2mgate.auth.claim_checks import TokenTypeGuard, check_audience, check_times, check_token_type
 from m2mgate.auth.claim_projection import ClaimProjection
@@ -23,6 +24,7 @@ from m2mgate.auth.principal import Principal
 from m2mgate.auth.token_cache import VerifiedTokenCache, token_digest
 from m2mgate.auth.token_parsing import UnverifiedToken, parse_token
 from m2mgate.auth.trace import Trace, traced
+from m2mgate.detail_text import json_type, quoted, quoted_list
 from m2mgate.errors import (
     BadSignature,
     ClientNotAllowed,
@@ -95,8 +97,19 @@ class TokenVerifier:
         # Exact, byte-for-byte comparison: `https://a/` and `https://a` are different issuers.
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
-            raise UnknownIssuer("iss is not a configured issuer")
+            raise UnknownIssuer(self._unknown_issuer_detail(token.claims))
         return issuer
+
+    def _unknown_issuer_detail(self, claims: Mapping[str, Any]) -> str:
+        """The claimed `iss`, bounded and escaped (detail_text.py: it is attacker text), next
+        to the configured ones: the usual mistake is one trailing slash."""
+        configured = quoted_list(sorted(self._issuers), most=5)
+        if "iss" not in claims:
+            return f"no iss claim (issuers: {configured})"
+        iss = claims["iss"]
+        if not isinstance(iss, str):
+            return f"iss is {json_type(iss)}, not a string (issuers: {configured})"
+        return f"iss {quoted(iss)} is not a configured issuer (issuers: {configured})"
 
     def check_claims(
         self, token: UnverifiedToken, issuer: IssuerPolicy, trace: Trace | None = None
@@ -152,13 +165,20 @@ class TokenVerifier:
 def check_algorithm(token: UnverifiedToken, issuer: IssuerPolicy) -> None:
     if token.algorithm not in issuer.algorithms:
         # Covers `none` in any casing and HS* with a public key: never on an allowlist.
-        raise DisallowedAlgorithm("alg is not on the issuer's allowlist")
+        raise DisallowedAlgorithm(
+            f"alg {quoted(token.algorithm, 32)} is not on the issuer's allowlist"
+            f" {quoted_list(sorted(issuer.algorithms))}"
+        )
 
 
 def check_client(token: UnverifiedToken, issuer: IssuerPolicy) -> str:
     client_id = read_client_id(token.claims, issuer.layout)
     if issuer.client_ids and client_id not in issuer.client_ids:
-        raise ClientNotAllowed()
+        # Read before the signature check: what the token claims, not who called. Logged so
+        # the operator sees which client to add, labelled so nobody mistakes it for identity.
+        raise ClientNotAllowed(
+            f"claimed client id {quoted(client_id, 100)} (unverified) is not in client_ids"
+        )
     return client_id
 
 
@@ -174,4 +194,9 @@ def verify_with_candidates(
             failure = error
             continue
         return key
-    raise failure
+    # Which keys were tried: a kid the IdP reuses across a rotation, or a kid-less token
+    # meeting the wrong key, reads differently from a forgery.
+    tried = ", ".join(
+        f"{quoted(key.kid, 64) if key.kid else '(no kid)'} ({key.algorithm})" for key in candidates
+    )
+    raise type(failure)(f"{failure.detail}; keys tried: {tried or 'none'}")

@@ -125,7 +125,8 @@ async def test_a_small_byte_budget_binds_before_the_entry_bound(signer, authoriz
 
 async def test_the_cached_principal_keeps_only_the_claims_config_reads(signer, authorizations):
     _, cache = await fill(settings({}), signer, authorizations[:1])
-    ((principal, _, _),) = cache._entries.values()
+    ((digest, (principal, _, _)),) = cache._entries.items()
+    assert isinstance(digest, bytes) and len(digest) == 32  # a SHA-256, never the token
     assert dict(principal.claims) == {"org": "acme", "env": "prod"}
     assert principal.scopes == ("read:data",)
     assert principal.client_id == "svc-orders"
