@@ -82,7 +82,9 @@ class Gateway:
         self._runtime = Runtime(settings, self._gatekeeper(settings), self._forwarder(settings))
         self._reconcile_key_caches(settings)
         self.metrics.watch_key_caches(self.key_statuses)
-        self.metrics.watch_token_cache(self.token_cache_stats, self._token_cache_size)
+        self.metrics.watch_token_cache(
+            self.token_cache_stats, self._token_cache_size, self._token_cache_bytes
+        )
         self._ready = asyncio.Event()
         self._draining = False
         self._reload_lock = asyncio.Lock()
@@ -112,7 +114,10 @@ class Gateway:
         """A fresh token cache with every config: entries built under an old issuer policy
         (audiences, allowlist, claim layout) must never answer for the new one."""
         cache = VerifiedTokenCache(
-            settings.token_cache_entries, self._key_is_current, self.token_cache_stats
+            settings.token_cache_entries,
+            self._key_is_current,
+            self.token_cache_stats,
+            settings.token_cache_max_bytes,
         )
         return build_gatekeeper(settings, self._keys_for, self._wall_clock, cache)
 
@@ -123,6 +128,10 @@ class Gateway:
     def _token_cache_size(self) -> int:
         cache = self._runtime.gatekeeper.verifier.cache
         return len(cache) if cache is not None else 0
+
+    def _token_cache_bytes(self) -> int:
+        cache = self._runtime.gatekeeper.verifier.cache
+        return cache.size_bytes if cache is not None else 0
 
     async def _keys_for(
         self, issuer_name: str, kid: str | None, algorithm: str

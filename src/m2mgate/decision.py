@@ -53,6 +53,7 @@ def build_gatekeeper(
         keys,
         wall_clock,
         token_cache,
+        settings.principal_claims,
     )
     return Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
 

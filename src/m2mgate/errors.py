@@ -36,8 +36,9 @@ query and a test all speak of one thing.
         └── GatewayTimeout               504 gateway_timeout
 
 Domain code raises these; only `server/responses.py` turns them into HTTP. `detail` is for the
-log only: it may name a library message, never a token. Nothing here is ever echoed to a client
-except the class's fixed `description`.
+log only: it may name a library message, never a token; values from the token enter it only
+through `detail_text.py` (bounded, escaped). Nothing here is ever echoed to a client except the
+class's fixed `description`.
 """
 
 from __future__ import annotations

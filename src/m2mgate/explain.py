@@ -209,6 +209,8 @@ def describe_step(step: Step, trace: Trace, explanation: Explanation) -> str:
         return f"aud {aud!r} accepted" if aud is not None else "not checked (audiences: [])"
     if step.name == "client":
         return f"client id {value}"
+    if step.name == "principal":
+        return _describe_principal(value)
     if step.name == "key":
         return ", ".join(f"kid {key.kid or '-'} ({key.algorithm})" for key in value)
     if step.name == "signature":
@@ -216,6 +218,16 @@ def describe_step(step: Step, trace: Trace, explanation: Explanation) -> str:
     if step.name == "policy":
         return "every requirement holds"
     return "ok"
+
+
+def _describe_principal(principal: Principal) -> str:
+    def listed(values: tuple[str, ...]) -> str:
+        return " ".join(values) if values else "-"
+
+    return (
+        f"scopes {listed(principal.scopes)}; roles {listed(principal.roles)}; "
+        f"tenant {principal.tenant or '-'}"
+    )
 
 
 def _describe_times(token: UnverifiedToken, now: float) -> str:

@@ -18,7 +18,7 @@ from tests.support.tokens import claims_for
 
 STEP_ORDER = [
     "path", "route", "credentials", "parse", "issuer", "algorithm", "token_type", "times",
-    "audience", "client", "key", "signature", "policy",
+    "audience", "client", "principal", "key", "signature", "policy",
 ]  # fmt: skip
 
 
@@ -88,7 +88,8 @@ async def test_insufficient_scope_shows_each_requirement(config_file, mint):
     assert result["decision"]["error"] == "insufficient_scope"
     assert result["steps"][-1] == {
         "step": "policy", "ok": False,
-        "detail": "insufficient_scope: requirement not met: scopes all of [admin]",
+        "detail": "insufficient_scope: requirement not met: scopes all of [admin];"
+        " token scopes ['read:data'], roles []",
     }  # fmt: skip
 
 
@@ -116,6 +117,29 @@ async def test_each_deny_reason(
     assert result["steps"][-1]["step"] == failed_step and not result["steps"][-1]["ok"]
     assert result["decision"]["reason"] == reason and result["decision"]["status"] == status
     assert result["principal"] is None and result["requirements"] is None
+
+
+async def test_a_claim_the_layout_cannot_read_fails_its_own_step(config_file, mint):
+    """Issue #8 item 23: `scope` as a JSON array under rfc9068 (a space-delimited string is
+    expected). Every step used to say ok and the decision DENY: reading the principal's
+    claims was not a step."""
+    token = mint(scope=["read:data"])
+    code, result = await explain_json(config_file, "/api/user/x", "--token", token)
+    assert code == 1
+    assert [step for step in result["steps"] if not step["ok"]] == [
+        {
+            "step": "principal", "ok": False,
+            "detail": "invalid_claim: claim scope must be a space-delimited string",
+        }
+    ]  # fmt: skip
+    assert result["steps"][-1]["step"] == "principal"  # before any key is looked up
+    assert result["decision"]["reason"] == "invalid_claim"
+    code, out, _ = await cli(
+        "explain", "--config", str(config_file), "--path", "/api/user/x", "--token", token
+    )
+    assert code == 1
+    assert "  FAIL principal    invalid_claim: claim scope must be a space-delimited string" in out
+    assert "decision     DENY 401 invalid_token (reason invalid_claim)" in out
 
 
 async def test_bad_signature(config_file, mint):

@@ -323,6 +323,7 @@ async def test_cached_tokens_stop_passing_when_their_key_leaves_the_jwks(
     text = await gw.metrics_text()
     assert metric(text, "m2mgate_token_cache_lookups_total", result="hit") == 2
     assert metric(text, "m2mgate_token_cache_entries") == 1
+    assert 200 < metric(text, "m2mgate_token_cache_bytes") < 4096  # one small principal
     jwks.keys[:] = [spare_rsa_signer]  # the IdP drops rsa-1 (compromised, say)
     clock.now += 31
     assert (await gw.get("/api/user/x", mint(signer=spare_rsa_signer))).status == 200  # refetch
@@ -352,3 +353,4 @@ async def test_token_cache_can_be_turned_off(make_gateway, mint):
     text = await gw.metrics_text()
     assert metric(text, "m2mgate_token_cache_lookups_total", result="hit") == 0
     assert metric(text, "m2mgate_token_cache_entries") == 0
+    assert metric(text, "m2mgate_token_cache_bytes") == 0

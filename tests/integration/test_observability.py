@@ -25,7 +25,8 @@ async def test_one_access_event_per_request_with_the_decision(gw, mint):
     }  # fmt: skip
     assert "secret" not in str(allowed)  # the query string is never logged
     assert (forbidden["status"], forbidden["reason"], forbidden["detail"]) == (
-        403, "insufficient_scope", "requirement not met: scopes all of [admin]",
+        403, "insufficient_scope",
+        "requirement not met: scopes all of [admin]; token scopes ['read:data'], roles []",
     )  # fmt: skip
     assert forbidden["upstream_ms"] is None  # denied: the upstream never saw it
     assert (anonymous["reason"], anonymous["client_id"], anonymous["issuer"]) == (
@@ -43,6 +44,17 @@ async def test_unverified_client_ids_are_never_logged(gw, jwks, spare_rsa_signer
     assert event["issuer"] == "local"  # the claimed issuer: a bounded label
     assert event["client_id"] is None
     assert "pretend-admin" not in gw.log_stream.getvalue()
+
+
+async def test_a_claim_the_layout_cannot_read_is_counted_under_the_claimed_issuer(gw, mint):
+    """Issue #8 item 23: the token names a configured issuer, so the label is that issuer."""
+    response = await gw.get("/api/user/x", mint(scope=["read:data"]))  # rfc9068: a string
+    assert response.status == 401
+    text = await gw.metrics_text()
+    labels = {"route": "user", "issuer": "local", "decision": "deny", "reason": "invalid_claim"}
+    assert metric(text, "m2mgate_auth_decisions_total", **labels) == 1
+    (event,) = gw.access_events()
+    assert (event["reason"], event["issuer"]) == ("invalid_claim", "local")
 
 
 async def test_no_token_ever_appears_in_the_logs(make_gateway, jwks, rsa_signer, mint):

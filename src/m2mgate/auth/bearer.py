@@ -27,7 +27,7 @@ def extract_bearer_token(header_values: Sequence[str], *, max_bytes: int) -> str
     - the size cap is checked before any parsing, so a megabyte header costs nothing.
     """
     if not header_values:
-        raise CredentialsMissing()
+        raise CredentialsMissing("no Authorization header")
     if len(header_values) > 1:
         raise MalformedAuthorization("more than one Authorization header")
     value = header_values[0]

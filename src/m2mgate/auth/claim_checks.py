@@ -7,12 +7,12 @@ refused; only the logged reason differs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from m2mgate.auth.claims import MISSING, ClaimPath, format_claim_path, lookup_claim
+from m2mgate.detail_text import json_type, quoted, quoted_list, span, utc
 from m2mgate.errors import (
     Expired,
     InvalidClaim,
@@ -33,11 +33,14 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
         return None
     # bool is an int subclass in Python: `"exp": true` must not read as 1970-01-01T00:00:01.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidClaim(f"claim {name} is not a number")
-    number = float(value)
-    if not math.isfinite(number) or not 0 <= number <= _MAX_NUMERIC_DATE:
-        raise InvalidClaim(f"claim {name} is out of range")
-    return number
+        raise InvalidClaim(f"claim {name} is not a number (got {json_type(value)})")
+    # Range first, float() after: a 400-digit JSON integer (Python parses it exactly) raises
+    # OverflowError in float() and in math.isfinite(), which would be a 500, not a 401.
+    # NaN fails every comparison, so `not 0 <= nan` refuses it too.
+    if not 0 <= value <= _MAX_NUMERIC_DATE:
+        shown = f"{value:.6g}" if isinstance(value, float) or abs(value) < 10**15 else "huge"
+        raise InvalidClaim(f"claim {name} is out of range ({shown}; 0 to year 3000)")
+    return float(value)
 
 
 def check_times(
@@ -50,14 +53,21 @@ def check_times(
     nbf = numeric_date(claims, "nbf")
     iat = numeric_date(claims, "iat")
     if now >= exp + leeway:
-        raise Expired()
-    if nbf is not None and now + leeway < nbf:
-        raise NotYetValid("nbf is in the future")
-    if iat is not None and now + leeway < iat:
-        raise NotYetValid("iat is in the future")
+        raise Expired(f"exp {utc(exp)} was {span(now - exp)} ago (leeway {span(leeway)})")
+    for name, value in (("nbf", nbf), ("iat", iat)):
+        if value is not None and now + leeway < value:
+            raise NotYetValid(
+                f"{name} {utc(value)} is {span(value - now)} in the future (leeway {span(leeway)};"
+                " is a clock off?)"
+            )
     # Threat: a token minted (by a compromised or misconfigured issuer) to live for years.
     if exp - now > max_lifetime + leeway or (iat is not None and exp - iat > max_lifetime):
-        raise InvalidClaim("token lifetime exceeds max_token_lifetime_seconds")
+        lifetime = (
+            f"iat to exp {span(exp - iat)}" if iat is not None else f"exp in {span(exp - now)}"
+        )
+        raise InvalidClaim(
+            f"token lifetime exceeds max_token_lifetime_seconds {max_lifetime:g} ({lifetime})"
+        )
 
 
 def check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None:
@@ -68,16 +78,20 @@ def check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None
     if not audiences:
         return
     aud = claims.get("aud", MISSING)
+    configured = quoted_list(sorted(audiences))
     if aud is MISSING:
-        raise MissingClaim("claim aud is required")
+        raise MissingClaim(f"claim aud is required (audiences: {configured})")
     if isinstance(aud, str):
-        values = {aud}
+        values = [aud]
     elif isinstance(aud, list) and aud and all(isinstance(item, str) for item in aud):
-        values = set(aud)
+        values = aud
     else:
-        raise InvalidClaim("claim aud must be a string or a non-empty array of strings")
-    if values.isdisjoint(audiences):
-        raise WrongAudience()
+        raise InvalidClaim(
+            "claim aud must be a string or a non-empty array of strings"
+            f" (got {json_type(aud) if aud != [] else 'an empty array'})"
+        )
+    if audiences.isdisjoint(values):
+        raise WrongAudience(f"aud {quoted_list(values)} is none of the audiences {configured}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +115,13 @@ def check_token_type(
     if guard.header_typ is not None:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in guard.header_typ:
-            raise WrongTokenType("header typ is not an access token type")
+            shown = quoted(typ, 64) if isinstance(typ, str) else f"is {json_type(typ)}"
+            if "typ" not in header:
+                shown = "is absent"
+            raise WrongTokenType(
+                f"header typ {shown}, not an access token type"
+                f" {quoted_list(sorted(guard.header_typ))}"
+            )
     for path, allowed in guard.claims:
         _check_marker(claims, path, allowed)
     for path, allowed in guard.claims_when_present:
@@ -112,4 +132,12 @@ def check_token_type(
 def _check_marker(claims: Mapping[str, Any], path: ClaimPath, allowed: frozenset[str]) -> None:
     value = lookup_claim(claims, path)
     if not isinstance(value, str) or value not in allowed:
-        raise WrongTokenType(f"claim {format_claim_path(path)} does not mark an access token")
+        shown = (
+            "is absent" if value is MISSING
+            else quoted(value, 64) if isinstance(value, str)
+            else f"is {json_type(value)}"
+        )  # fmt: skip
+        raise WrongTokenType(
+            f"claim {format_claim_path(path)} {shown}, not an access token marker"
+            f" {quoted_list(sorted(allowed))}"
+        )

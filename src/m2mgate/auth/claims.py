@@ -193,9 +193,16 @@ def read_client_id(claims: Mapping[str, Any], layout: ClaimLayout) -> str:
 
 
 def build_principal(
-    claims: dict[str, Any], layout: ClaimLayout, *, issuer_name: str, issuer: str, client_id: str
+    claims: dict[str, Any],
+    layout: ClaimLayout,
+    *,
+    issuer_name: str,
+    issuer: str,
+    client_id: str,
+    kept_claims: dict[str, Any] | None = None,
 ) -> Principal:
-    """Normalise verified claims. `client_id` was read earlier (the allowlist needed it)."""
+    """Normalise verified claims. `client_id` was read earlier (the allowlist needed it).
+    `kept_claims`: what `Principal.claims` holds (auth/claim_projection.py); default: all."""
     tenant = read_string(claims, layout.tenant) if layout.tenant is not None else None
     exp = claims["exp"]  # presence and type were checked by the time validation
     return Principal(
@@ -207,5 +214,5 @@ def build_principal(
         roles=_collect(claims, layout.roles),
         tenant=tenant,
         expires_at=float(exp),
-        claims=MappingProxyType(claims),
+        claims=MappingProxyType(claims if kept_claims is None else kept_claims),
     )

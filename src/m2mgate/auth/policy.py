@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from m2mgate.auth.claims import MISSING, ClaimPath, format_claim_path, lookup_claim
 from m2mgate.auth.principal import Principal
+from m2mgate.detail_text import quoted_list
 from m2mgate.errors import InsufficientScope
 
 ClaimValue = str | int | bool
@@ -91,10 +92,19 @@ class Requirement:
 
 
 def authorize(requirement: Requirement, principal: Principal) -> None:
-    """Return if every condition holds; InsufficientScope naming the first failure otherwise."""
+    """Return if every condition holds; InsufficientScope naming the first failure otherwise.
+
+    The log detail adds what the (verified) token did hold, bounded: "needs admin" alone does
+    not say whether the client asked its IdP for the wrong scopes or the IdP ignored it."""
     failure = first_failure(requirement, principal)
     if failure is not None:
-        raise InsufficientScope(requirement.challenge_scopes, f"requirement not met: {failure}")
+        held = (
+            f"token scopes {quoted_list(principal.scopes, most=20, limit=64)},"
+            f" roles {quoted_list(principal.roles, most=20, limit=64)}"
+        )
+        raise InsufficientScope(
+            requirement.challenge_scopes, f"requirement not met: {failure}; {held}"
+        )
 
 
 def first_failure(requirement: Requirement, principal: Principal) -> str | None:

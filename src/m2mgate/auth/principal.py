@@ -29,5 +29,10 @@ class Principal:
     role_set: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scope_set", frozenset(self.scopes))
-        object.__setattr__(self, "role_set", frozenset(self.roles))
+        object.__setattr__(self, "scope_set", frozenset(self.scopes) if self.scopes else _NONE)
+        object.__setattr__(self, "role_set", frozenset(self.roles) if self.roles else _NONE)
+
+
+# CPython has no shared empty frozenset: each `frozenset(())` is 216 bytes. Most tokens carry no
+# roles, and the verified-token cache holds thousands of principals (auth/token_cache.py).
+_NONE: frozenset[str] = frozenset()

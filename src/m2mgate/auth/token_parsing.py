@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from m2mgate.detail_text import quoted
 from m2mgate.errors import MalformedToken
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -57,7 +58,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise MalformedToken("duplicate JSON member")
+            raise MalformedToken(f"duplicate JSON member {quoted(key, 64)}")
         result[key] = value
     return result
 
@@ -87,12 +88,22 @@ def parse_token(token: str) -> UnverifiedToken:
     if len(segments) != 3:
         # 5 segments is JWE (encrypted, RFC 7516): never accepted as an access token here.
         raise MalformedToken(f"expected 3 segments, got {len(segments)}")
-    header = decode_json_object(decode_segment(segments[0]))
-    claims = decode_json_object(decode_segment(segments[1]))
-    signature = decode_segment(segments[2])  # an empty signature (alg none) fails here already
+    header = _json_segment("header", segments[0])
+    claims = _json_segment("payload", segments[1])
+    try:
+        signature = decode_segment(segments[2])  # an empty signature (alg none) fails here
+    except MalformedToken as error:
+        raise MalformedToken(f"signature: {error.detail}") from None
     _check_header(header)
     signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")  # base64url: plain ASCII
     return UnverifiedToken(token, header, claims, signing_input, signature)
+
+
+def _json_segment(name: str, segment: str) -> dict[str, Any]:
+    try:
+        return decode_json_object(decode_segment(segment))
+    except MalformedToken as error:
+        raise MalformedToken(f"{name}: {error.detail}") from None
 
 
 def _check_header(header: dict[str, Any]) -> None:

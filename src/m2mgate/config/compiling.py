@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from m2mgate.auth.claim_checks import TokenTypeGuard
+from m2mgate.auth.claim_projection import ClaimProjection, claims_read_by
 from m2mgate.auth.claims import ClaimKind, ClaimLayout, ClaimPath, ClaimSource, parse_claim_path
 from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
@@ -65,10 +66,13 @@ class Settings:
     routes: RouteTable
     max_token_bytes: int
     token_cache_entries: int
+    token_cache_max_bytes: int
     listener: ListenerLimits
     body_limits: BodyLimits
     shutdown_grace_seconds: float
     log_level: str
+    # The claims a principal keeps after verification: those config reads later.
+    principal_claims: ClaimProjection
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +126,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
         routes=RouteTable(tuple(_route(item) for item in config.routes)),
         max_token_bytes=config.limits.max_token_bytes,
         token_cache_entries=config.limits.token_cache_entries,
+        token_cache_max_bytes=config.limits.token_cache_max_bytes,
         listener=ListenerLimits(
             max_header_bytes=config.limits.max_header_bytes,
             max_headers=config.limits.max_headers,
@@ -136,7 +141,15 @@ def compile_settings(config: ConfigSchema) -> Settings:
         ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,
         log_level=config.log_level,
+        principal_claims=_claims_config_reads(config),
     )
+
+
+def _claims_config_reads(config: ConfigSchema) -> ClaimProjection:
+    """Every claim path read from a verified principal: `require.claims`, `forward.claims`."""
+    paths = [path for route in config.routes if route.require for path in route.require.claims]
+    paths += config.forward.claims.values()
+    return claims_read_by(parse_claim_path(path) for path in paths)
 
 
 def _layout(item: IssuerSchema) -> ClaimLayout:

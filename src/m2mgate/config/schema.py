@@ -499,6 +499,15 @@ class LimitsSchema(Strict):
         description="Verified tokens remembered (LRU) so a repeat token skips the signature "
         "check; an entry never outlives the token's exp or its key. 0: off.",
     )
+    token_cache_max_bytes: EnvInt = Field(
+        32 * 1024 * 1024,
+        ge=0,
+        description="Memory the verified-token cache may hold, per process, as estimated per "
+        "entry (a SHA-256 of the token, the principal and the claims the config reads); "
+        "least recently used entries are dropped past it or past token_cache_entries. The "
+        "default keeps the cache within the 256Mi Kubernetes manifest whatever the tokens "
+        "look like. 0: no byte bound.",
+    )
 
     @model_validator(mode="after")
     def _token_fits_in_a_header(self) -> LimitsSchema:

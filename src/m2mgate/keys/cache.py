@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from m2mgate.detail_text import quoted, quoted_list
 from m2mgate.errors import DisallowedAlgorithm, KeysUnavailable, UnknownKey
 from m2mgate.jose import VerificationKey
 from m2mgate.keys.fetcher import FetchFailed
@@ -102,20 +103,25 @@ class KeyCache:
         keyset = self.usable_keyset()
         if keyset is None:
             raise KeysUnavailable(
-                self.retry_after_seconds(), f"no usable keys for {self.issuer_name}"
+                self.retry_after_seconds(),
+                f"no usable keys for {self.issuer_name} (last fetch: {self._last_result or 'none'}"
+                f", {self._failures} failures in a row)",
             )
         found = keyset.candidates(kid, algorithm)
         if found:
             return found
         if kid is not None and keyset.has_kid(kid):
             # Known key, other algorithm: an algorithm-substitution attempt, not a rotation.
-            raise DisallowedAlgorithm("token alg does not match the key's algorithm")
+            raise DisallowedAlgorithm(
+                f"token alg {quoted(algorithm, 32)} does not match the algorithm of key"
+                f" {quoted(kid, 100)}"
+            )
         if not await self._refetch_for_unknown_key():
-            raise UnknownKey("unknown kid; refetch cooldown active")
+            raise UnknownKey(_no_key(keyset, kid, algorithm, "refetch cooldown active"))
         keyset = self.usable_keyset()
         found = keyset.candidates(kid, algorithm) if keyset is not None else ()
         if not found:
-            raise UnknownKey("kid not in the refreshed key set")
+            raise UnknownKey(_no_key(keyset, kid, algorithm, "not in the refreshed key set"))
         return found
 
     async def _refetch_for_unknown_key(self) -> bool:
@@ -198,3 +204,11 @@ class KeyCache:
             last_result=self._last_result,
             consecutive_failures=self._failures,
         )
+
+
+def _no_key(keyset: KeySet | None, kid: str | None, algorithm: str, why: str) -> str:
+    """Which kid was asked for and which the issuer publishes (kids are public, never secret;
+    the token's kid is attacker text, so it is bounded and quoted)."""
+    asked = f"kid {quoted(kid, 100)}" if kid is not None else "no kid"
+    known = quoted_list(keyset.key_ids, most=5, limit=64) if keyset is not None else "[]"
+    return f"{asked}, alg {quoted(algorithm, 32)}: no such key ({why}); key set kids {known}"

@@ -119,15 +119,20 @@ class GatewayMetrics:
     def watch_in_flight(self, count: Callable[[], int]) -> None:
         self.in_flight.set_function(count)
 
-    def watch_token_cache(self, stats: TokenCacheStats, entries: Callable[[], int]) -> None:
+    def watch_token_cache(
+        self, stats: TokenCacheStats, entries: Callable[[], int], size_bytes: Callable[[], int]
+    ) -> None:
         """The verified-token cache counts plain ints on the hot path; exported at scrape."""
-        self.registry.register(_TokenCacheCollector(stats, entries))
+        self.registry.register(_TokenCacheCollector(stats, entries, size_bytes))
 
 
 class _TokenCacheCollector(Collector):
-    def __init__(self, stats: TokenCacheStats, entries: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: TokenCacheStats, entries: Callable[[], int], size_bytes: Callable[[], int]
+    ) -> None:
         self._stats = stats
         self._entries = entries
+        self._size_bytes = size_bytes
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         lookups = CounterMetricFamily(
@@ -138,12 +143,18 @@ class _TokenCacheCollector(Collector):
         lookups.add_metric(["hit"], self._stats.hits)
         lookups.add_metric(["miss"], self._stats.misses)
         evictions = CounterMetricFamily(
-            "m2mgate_token_cache_evictions", "Entries dropped because the cache was full."
+            "m2mgate_token_cache_evictions",
+            "Entries dropped because the cache was full (token_cache_entries or _max_bytes).",
         )
         evictions.add_metric([], self._stats.evictions)
         size = GaugeMetricFamily("m2mgate_token_cache_entries", "Tokens in the cache now.")
         size.add_metric([], self._entries())
-        yield from (lookups, evictions, size)
+        size_bytes = GaugeMetricFamily(
+            "m2mgate_token_cache_bytes",
+            "Estimated memory held by the cache's entries (bounded by token_cache_max_bytes).",
+        )
+        size_bytes.add_metric([], self._size_bytes())
+        yield from (lookups, evictions, size, size_bytes)
 
 
 class _KeyCacheCollector(Collector):

@@ -26,6 +26,7 @@ from prometheus_client.samples import Sample
 _GAUGE_RULES = {
     "m2mgate_requests_in_flight": "sum",
     "m2mgate_token_cache_entries": "sum",
+    "m2mgate_token_cache_bytes": "sum",
     "m2mgate_jwks_ready": "min",
     "m2mgate_jwks_keys": "min",
     "m2mgate_config_last_reload_successful": "min",

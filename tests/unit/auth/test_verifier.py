@@ -15,6 +15,7 @@ from m2mgate.errors import (
     ClientNotAllowed,
     DisallowedAlgorithm,
     Expired,
+    InvalidClaim,
     MalformedToken,
     MissingClaim,
     UnknownIssuer,
@@ -94,6 +95,8 @@ async def test_eddsa():
         ({"exp": None}, MissingClaim),
         ({"aud": "https://other"}, WrongAudience),
         ({"client_id": None, "sub": None, "azp": None}, MissingClaim),
+        ({"scope": ["read"]}, InvalidClaim),  # the layout reads a space-delimited string
+        ({"roles": "admin"}, InvalidClaim),  # ... and an array
     ],
 )
 async def test_claim_failures_never_touch_keys(rsa_signer, claims, error):
@@ -110,11 +113,13 @@ async def test_non_string_iss_is_an_unknown_issuer(rsa_signer):
         await verifier(Keys(rsa_signer)).verify(token)
 
 
-async def test_errors_carry_the_claimed_issuer_name(rsa_signer):
-    with pytest.raises(Expired) as caught:
-        await verifier(Keys(rsa_signer)).verify(
-            rsa_signer.sign(claims_for(ISSUER, exp=int(time.time()) - 60))
-        )
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [({"exp": int(time.time()) - 60}, Expired), ({"scope": ["read"]}, InvalidClaim)],
+)
+async def test_errors_carry_the_claimed_issuer_name(rsa_signer, claims, error):
+    with pytest.raises(error) as caught:
+        await verifier(Keys(rsa_signer)).verify(rsa_signer.sign(claims_for(ISSUER, **claims)))
     assert caught.value.issuer_name == "main"
 
 
