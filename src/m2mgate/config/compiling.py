@@ -131,7 +131,9 @@ def compile_settings(config: ConfigSchema) -> Settings:
             max_connections=config.limits.max_connections,
         ),
         body_limits=BodyLimits(
-            max_bytes=config.limits.max_body_bytes or None,
+            # 0 is a limit of zero bytes (any body byte -> 413), only `null` is unlimited:
+            # `0 or None` used to turn the strictest setting into no limit at all.
+            max_bytes=config.limits.max_body_bytes,
             idle_timeout_seconds=config.limits.body_idle_timeout_seconds,
         ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,

@@ -478,7 +478,8 @@ class LimitsSchema(Strict):
     max_body_bytes: EnvInt | None = Field(
         16 * 1024 * 1024,
         ge=0,
-        description="Largest request body forwarded (else 413); null: no limit.",
+        description="Largest request body forwarded (else 413); 0: no body at all; "
+        "null: no limit.",
     )
     head_timeout_seconds: Seconds = Field(
         10.0, gt=0, le=600, description="A request head must arrive within this (slowloris)."
