@@ -381,15 +381,46 @@ def _claim_rule(value: Any) -> Any:
     raise ValueError("expected a string, integer or boolean, or a non-empty list of them")
 
 
+# Written, a condition names at least one value (see `_not_empty`); editors learn it from these.
+_SOME_ITEMS: dict[str, Any] = {"minItems": 1}
+
+
 class RequireSchema(Strict):
-    scopes: list[str] = Field(default_factory=list, description="All of these scopes.")
-    any_scopes: list[str] = Field(default_factory=list, description="At least one of these.")
-    roles: list[str] = Field(default_factory=list, description="All of these roles.")
-    any_roles: list[str] = Field(default_factory=list, description="At least one of these.")
-    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
-        default_factory=dict, description="Claim path -> allowed value or list of allowed values."
+    scopes: list[str] = Field(
+        default_factory=list, description="All of these scopes.", json_schema_extra=_SOME_ITEMS
     )
-    issuers: list[str] = Field(default_factory=list, description="Issuer names (any of).")
+    any_scopes: list[str] = Field(
+        default_factory=list, description="At least one of these.", json_schema_extra=_SOME_ITEMS
+    )
+    roles: list[str] = Field(
+        default_factory=list, description="All of these roles.", json_schema_extra=_SOME_ITEMS
+    )
+    any_roles: list[str] = Field(
+        default_factory=list, description="At least one of these.", json_schema_extra=_SOME_ITEMS
+    )
+    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
+        default_factory=dict,
+        description="Claim path -> allowed value or list of allowed values.",
+        json_schema_extra={"minProperties": 1},
+    )
+    issuers: list[str] = Field(
+        default_factory=list, description="Issuer names (any of).", json_schema_extra=_SOME_ITEMS
+    )
+
+    @field_validator("scopes", "any_scopes", "roles", "any_roles", "claims", "issuers")
+    @classmethod
+    def _not_empty(cls, value: list[str] | dict[str, Any], info: ValidationInfo) -> Any:
+        # Fail closed: a key that is written is a condition. `any_scopes: []` names no scope,
+        # yet an empty set compiles to "no condition", so the route allowed any valid token
+        # (the same for `any_roles` and `issuers`, and `scopes: []`, `roles: []`, `claims: {}`
+        # are no condition either). Refuse them, and say how to write what was meant.
+        if not value:
+            empty = "{}" if isinstance(value, dict) else "[]"
+            raise ValueError(
+                f"`{info.field_name}: {empty}` names nothing, so it is no condition: remove the "
+                "key, or write `require: {}` to accept any valid token"
+            )
+        return value
 
     @field_validator("scopes", "any_scopes")
     @classmethod

@@ -208,6 +208,29 @@ def test_specific_problems(tree, path, fragment):
     assert fragment in found[path], found[path]
 
 
+@pytest.mark.parametrize(
+    ("require", "key"),
+    [
+        ({"any_scopes": []}, "any_scopes"),
+        ({"any_roles": []}, "any_roles"),
+        ({"issuers": []}, "issuers"),
+        ({"scopes": []}, "scopes"),
+        ({"roles": []}, "roles"),
+        ({"claims": {}}, "claims"),
+        ({"scopes": ["admin"], "any_scopes": []}, "any_scopes"),
+    ],
+)
+def test_empty_conditions_are_refused(require, key):
+    """Found in review: an empty "at least one of" list (`any_scopes: []`) passed `check` and
+    then allowed any valid token; an empty all-of list or claims mapping is no condition
+    either. Each is an error at its path that says how to write what was meant."""
+    found = problems(changed(routes__0__require=require))
+    path = f"routes[0].require.{key}"
+    assert set(found) == {path}, found
+    assert "remove the key" in found[path]
+    assert "require: {}" in found[path]
+
+
 def test_duplicates_are_named():
     tree = changed()
     tree["issuers"].append(dict(tree["issuers"][0]))
