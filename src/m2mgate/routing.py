@@ -17,6 +17,7 @@ Patterns, compiled once into anchored regular expressions:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from m2mgate.auth.policy import Requirement
@@ -77,6 +78,18 @@ def compile_pattern(text: str) -> PathPattern:
         re.compile(regex or "/", re.DOTALL | re.I),
         first,
     )
+
+
+def covered_methods(listed: Iterable[str]) -> frozenset[str]:
+    """The methods a route's `methods:` list covers: as written, plus HEAD when GET is listed.
+
+    RFC 9110 §9.3.2: HEAD is GET without the response body, and upstream frameworks (Express,
+    Flask, Django, Spring, ASP.NET Core, aiohttp) run the GET handler for it. A GET-only route
+    that let HEAD fall through to a later, weaker route would run the protected GET handler
+    under the weaker route's rule. Applied once, when the config is compiled.
+    """
+    methods = frozenset(listed)
+    return methods | {"HEAD"} if "GET" in methods else methods
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,3 +44,31 @@ async def test_max_body_bytes_null_is_unlimited(make_gateway, mint, upstream):
     )
     assert response.status == 200
     assert (await response.json())["body_length"] == len(body)
+
+
+# --- HEAD is GET without a body: a route that lists GET covers HEAD ----------------------------
+
+
+async def test_head_cannot_fall_through_a_get_route(gw, mint, upstream):
+    """Found in review: with the CONTRACT config (`admin` lists GET and POST, then `api` needs
+    any token), `HEAD /api/admin/x` with a read:data token matched `api`, and the upstream ran
+    its GET handler (RFC 9110 §9.3.2; every mainstream framework dispatches HEAD to GET)."""
+    reader = {"Authorization": f"Bearer {mint(scope='read:data')}"}
+    async with gw.http.head(gw.url + "/api/admin/x", headers=reader) as response:
+        assert response.status == 403
+    assert gw.access_events()[-1]["route"] == "admin"
+    assert upstream.requests == []
+    admin = {"Authorization": f"Bearer {mint(scope='admin')}"}
+    async with gw.http.head(gw.url + "/api/admin/x", headers=admin) as response:
+        assert response.status == 200
+    assert upstream.requests[-1]["method"] == "HEAD"
+
+
+async def test_explain_shows_head_on_a_get_route(gw, mint):
+    from m2mgate.explain import as_json, explain
+
+    settings = gw.gateway.settings
+    result = as_json(await explain(settings, "HEAD", "/api/admin/x", mint(scope="read:data")))
+    assert result["route"]["name"] == "admin"
+    assert result["route"]["methods"] == ["GET", "HEAD", "POST"]
+    assert result["decision"]["status"] == 403

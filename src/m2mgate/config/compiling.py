@@ -33,7 +33,7 @@ from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
 from m2mgate.proxy.forwarder import BodyLimits, UpstreamSettings
 from m2mgate.proxy.headers import ForwardRules
-from m2mgate.routing import Route, RouteTable, compile_pattern
+from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +223,7 @@ def _route(item: RouteSchema) -> Route:
     return Route(
         name=item.name,
         pattern=compile_pattern(item.path),
-        methods=frozenset(item.methods) if item.methods is not None else None,
+        methods=covered_methods(item.methods) if item.methods is not None else None,
         requirement=_requirement(item.require) if item.require is not None else None,
     )
 

@@ -50,7 +50,7 @@ def test_example_config_is_valid_and_is_the_contract_example():
     assert issuer.policy.guard.header_typ == {"at+jwt", "application/at+jwt"}
     assert [route.name for route in settings.routes.routes] == ["public", "admin", "user", "api"]
     assert settings.routes.routes[0].is_public
-    assert settings.routes.routes[1].methods == {"GET", "POST"}
+    assert settings.routes.routes[1].methods == {"GET", "HEAD", "POST"}  # GET covers HEAD
     assert settings.routes.routes[1].requirement.scopes == {"admin"}
     assert settings.routes.routes[2].requirement.any_scopes == {"read:data", "admin"}
     assert settings.forward.client_id == "X-Client-Id"
@@ -229,6 +229,17 @@ def test_empty_conditions_are_refused(require, key):
     assert set(found) == {path}, found
     assert "remove the key" in found[path]
     assert "require: {}" in found[path]
+
+
+def test_a_route_that_lists_get_covers_head():
+    """RFC 9110 §9.3.2: HEAD is GET without the body, and upstream frameworks run the GET
+    handler for it; so a route listing GET must not let HEAD fall through to a later route."""
+    tree = changed(routes__0__methods=["GET", "POST"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"GET", "HEAD", "POST"}
+    tree = changed(routes__0__methods=["POST"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"POST"}
+    tree = changed(routes__0__methods=["HEAD"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"HEAD"}
 
 
 def test_duplicates_are_named():
