@@ -72,3 +72,27 @@ async def test_explain_shows_head_on_a_get_route(gw, mint):
     assert result["route"]["name"] == "admin"
     assert result["route"]["methods"] == ["GET", "HEAD", "POST"]
     assert result["decision"]["status"] == 403
+
+
+# --- any RFC 9110 method can be listed --------------------------------------------------------
+
+
+async def test_webdav_and_cache_methods_are_matched_by_a_route_listing_them(make_gateway, mint):
+    """Found in review: `methods` allowed 8 names only, so a route could not list PROPFIND or
+    PURGE, and they fell through to a public catch-all."""
+    routes = [
+        {"name": "dav", "path": "/dav/**", "methods": ["PROPFIND", "PURGE", "MKCOL"],
+         "require": {"scopes": ["admin"]}},
+        {"name": "public", "path": "/**", "public": True},
+    ]  # fmt: skip
+    gw = await make_gateway(lambda c: c.update(routes=routes))
+    admin = f"Authorization: Bearer {mint(scope='admin')}"
+    for method in ("PROPFIND", "PURGE", "MKCOL"):
+        response = await raw_request(gw.url, _request(method, "/dav/x"))
+        assert response.status == 401, method
+        assert gw.access_events()[-1]["route"] == "dav"
+        response = await raw_request(gw.url, _request(method, "/dav/x", admin))
+        assert response.status == 200, method
+        assert response.json()["method"] == method
+    response = await raw_request(gw.url, _request("GET", "/dav/x"))
+    assert (response.status, gw.access_events()[-1]["route"]) == (200, "public")

@@ -36,7 +36,6 @@ PresetName = Literal[
     "generic", "rfc9068", "auth0", "okta", "descope", "scalekit", "stytch", "keycloak", "entra",
     "cognito",
 ]  # fmt: skip
-HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Enforcing it here means a scope
@@ -44,6 +43,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 # RFC 9110 §5.6.2 token: the characters a header field name may use.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
+# upper case. The JSON Schema says upper case too (see `_method`).
+METHOD_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_UPPER_METHOD_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
 # Headers the gateway itself owns: an identity header may not take one of these names.
 RESERVED_HEADERS = frozenset(
     {
@@ -460,10 +463,34 @@ class RequireSchema(Strict):
         return values
 
 
+def _method(value: str) -> str:
+    # Any token, not a fixed list: a method nobody can list (PROPFIND, PURGE, MKCOL, REPORT,
+    # SEARCH, ...) can never be restricted and falls through to a later, maybe public, route.
+    if not METHOD_TOKEN.match(value):
+        raise ValueError("not an HTTP method: RFC 9110 §9.1 method names are tokens")
+    # RFC 9110 §9.1: methods are case-sensitive, and clients send GET, not get. A lower-case
+    # entry would silently never match, leaving the method it meant to the routes after it.
+    if value != value.upper():
+        raise ValueError(
+            f"methods are case-sensitive (RFC 9110 §9.1): write {value.upper()!r}; "
+            f"{value!r} would never match a request"
+        )
+    return value
+
+
+HttpMethod = Annotated[
+    str, AfterValidator(_method), Field(json_schema_extra={"pattern": _UPPER_METHOD_TOKEN})
+]
+
+
 class RouteSchema(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Used in logs and metric labels.")
     path: str = Field(description="Pattern: literal segments, `*` one segment, trailing `**` any.")
-    methods: list[HttpMethod] | None = Field(None, min_length=1, description="Default: all.")
+    methods: list[HttpMethod] | None = Field(
+        None,
+        min_length=1,
+        description="Default: all. Any RFC 9110 method, upper case (GET also covers HEAD).",
+    )
     public: EnvBool = Field(False, description="No token needed (identity headers still stripped).")
     require: RequireSchema | None = Field(
         None,

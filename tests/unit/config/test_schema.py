@@ -110,7 +110,12 @@ def test_every_problem_is_reported_at_once():
             "unknown issuer name 'okta' (configured: local)",
         ),
         (changed(routes__0__path="/a/**/b"), "routes[0].path", "last segment"),
-        (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "must be one of"),
+        (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "write 'GET'"),
+        (changed(routes__0__methods=["Propfind"]), "routes[0].methods[0]", "write 'PROPFIND'"),
+        (changed(routes__0__methods=["GE T"]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=[""]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=["GET/1"]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=[7]), "routes[0].methods[0]", "expected a string"),
         (changed(routes__0__methods=[]), "routes[0].methods", "needs at least 1 item"),
         (
             changed(routes__0__require={"scopes": ['a"b']}),
@@ -240,6 +245,14 @@ def test_a_route_that_lists_get_covers_head():
     assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"POST"}
     tree = changed(routes__0__methods=["HEAD"])
     assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"HEAD"}
+
+
+def test_any_rfc9110_method_token_can_be_listed():
+    """Found in review: only 8 methods could be written, so PROPFIND, PURGE, MKCOL, REPORT,
+    SEARCH... could never be restricted and fell through to a public catch-all."""
+    methods = ["PROPFIND", "PROPPATCH", "MKCOL", "PURGE", "REPORT", "SEARCH", "M-SEARCH", "QUERY"]
+    tree = changed(routes__0__methods=methods)
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == set(methods)
 
 
 def test_duplicates_are_named():
