@@ -46,7 +46,7 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
 # upper case. The JSON Schema says upper case too (see `_method`).
 METHOD_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_UPPER_METHOD_TOKEN = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
+_UPPER_CASE_METHOD = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
 # Headers the gateway itself owns: an identity header may not take one of these names.
 RESERVED_HEADERS = frozenset(
     {
@@ -479,7 +479,7 @@ def _method(value: str) -> str:
 
 
 HttpMethod = Annotated[
-    str, AfterValidator(_method), Field(json_schema_extra={"pattern": _UPPER_METHOD_TOKEN})
+    str, AfterValidator(_method), Field(json_schema_extra={"pattern": _UPPER_CASE_METHOD})
 ]
 
 
