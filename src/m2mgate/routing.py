@@ -97,11 +97,19 @@ class Route:
     name: str
     pattern: PathPattern
     methods: frozenset[str] | None  # None: every method
-    requirement: Requirement | None  # None: a public route
+    requirement: Requirement | None  # None: a public route, or a deny route
+    # `deny: true`: every request this route matches is refused (404, like no route). It has
+    # no requirement either, so whoever reads `requirement is None` as "public" must ask
+    # `is_deny` first (decision.py does).
+    is_deny: bool = False
+
+    def __post_init__(self) -> None:
+        if self.is_deny and self.requirement is not None:
+            raise ValueError("a deny route has no requirement")
 
     @property
     def is_public(self) -> bool:
-        return self.requirement is None
+        return self.requirement is None and not self.is_deny
 
     def matches(self, method: str, path: str) -> bool:
         return (self.methods is None or method in self.methods) and self.pattern.matches(path)

@@ -96,3 +96,61 @@ async def test_webdav_and_cache_methods_are_matched_by_a_route_listing_them(make
         assert response.json()["method"] == method
     response = await raw_request(gw.url, _request("GET", "/dav/x"))
     assert (response.status, gw.access_events()[-1]["route"]) == (200, "public")
+
+
+# --- deny: true, an explicit deny answered like an unmatched path ------------------------------
+
+DENY_ROUTES = [
+    {"name": "public", "path": "/public/**", "public": True},
+    {"name": "no-delete", "path": "/api/**", "methods": ["DELETE"], "deny": True},
+    {"name": "api", "path": "/api/**", "require": {}},
+    {"name": "deny-rest", "path": "/**", "deny": True},
+]
+
+
+async def test_a_deny_route_answers_exactly_like_an_unmatched_path(make_gateway, mint, upstream):
+    unmatched = await make_gateway(lambda c: c.update(routes=DENY_ROUTES[:3]))
+    denied = await make_gateway(lambda c: c.update(routes=DENY_ROUTES))
+    token = f"Authorization: Bearer {mint(scope='admin')}"
+    for method, path in (("GET", "/elsewhere"), ("DELETE", "/api/x"), ("POST", "/")):
+        if method == "DELETE":  # `no-delete` is in both tables: compare with a real no-match
+            reference = await raw_request(unmatched.url, _request("GET", "/elsewhere", token))
+        else:
+            reference = await raw_request(unmatched.url, _request(method, path, token))
+        response = await raw_request(denied.url, _request(method, path, token))
+        assert (response.status, response.header("WWW-Authenticate")) == (404, None)
+        body, expected = response.json(), reference.json()
+        assert body.keys() == expected.keys()
+        assert (body["error"], body["error_description"]) == (
+            expected["error"], expected["error_description"],
+        )  # fmt: skip
+        names = sorted(name.lower() for name, _ in response.headers if name.lower() != "date")
+        assert names == sorted(n.lower() for n, _ in reference.headers if n.lower() != "date")
+    assert upstream.requests == []
+    events = denied.access_events()
+    assert [(e["route"], e["reason"], e["decision"]) for e in events] == [
+        ("deny-rest", "route_denied", "deny"),
+        ("no-delete", "route_denied", "deny"),
+        ("deny-rest", "route_denied", "deny"),
+    ]
+    text = await denied.metrics_text()
+    assert 'route="deny-rest"' in text and 'reason="route_denied"' in text
+    ok = await raw_request(denied.url, _request("GET", "/api/x", token))
+    assert ok.status == 200  # the other methods fall through to `api`
+
+
+async def test_explain_shows_the_deny_route(make_gateway, mint):
+    from m2mgate.explain import as_json, as_text, explain
+
+    gw = await make_gateway(lambda c: c.update(routes=DENY_ROUTES), wait_ready=False)
+    result = await explain(gw.gateway.settings, "GET", "/elsewhere", mint())
+    shown = as_json(result)
+    assert shown["route"]["name"] == "deny-rest"
+    assert shown["route"]["deny"] is True
+    assert shown["decision"] == {
+        "allow": False, "status": 404, "error": "not_found", "reason": "route_denied",
+        "detail": "denied by route deny-rest",
+    }  # fmt: skip
+    text = as_text(result)
+    assert "deny-rest (/**, any method, deny)" in text
+    assert "DENY 404 not_found (reason route_denied)" in text

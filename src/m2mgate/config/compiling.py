@@ -225,6 +225,7 @@ def _route(item: RouteSchema) -> Route:
         pattern=compile_pattern(item.path),
         methods=covered_methods(item.methods) if item.methods is not None else None,
         requirement=_requirement(item.require) if item.require is not None else None,
+        is_deny=item.deny,
     )
 
 

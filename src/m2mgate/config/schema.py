@@ -492,6 +492,11 @@ class RouteSchema(Strict):
         description="Default: all. Any RFC 9110 method, upper case (GET also covers HEAD).",
     )
     public: EnvBool = Field(False, description="No token needed (identity headers still stripped).")
+    deny: EnvBool = Field(
+        False,
+        description="Explicit deny: every request matched is answered like an unmatched path "
+        "(404 not_found); logs and metrics name the route, reason route_denied.",
+    )
     require: RequireSchema | None = Field(
         None,
         validate_default=True,
@@ -506,13 +511,29 @@ class RouteSchema(Strict):
         compile_pattern(value)
         return value
 
+    @field_validator("deny")
+    @classmethod
+    def _deny_is_not_public(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("public", False):
+            raise ValueError("a deny route cannot be public; choose one")
+        return value
+
     @field_validator("require")
     @classmethod
     def _require_or_public(cls, value: RequireSchema | None, info: ValidationInfo) -> Any:
         public = info.data.get("public", False)
+        if "deny" not in info.data:
+            return value  # `deny` has its own error
+        if info.data["deny"]:
+            if value is not None:
+                raise ValueError(
+                    "a deny route has no `require`: it refuses every request it matches"
+                )
+            return value
         if value is None and not public:
             raise ValueError(
-                "required unless `public: true` (write `require: {}` to accept any valid token)"
+                "required unless `public: true` or `deny: true` (write `require: {}` to accept "
+                "any valid token)"
             )
         if value is not None and public:
             raise ValueError("a public route cannot have `require`; choose one")
@@ -536,8 +557,7 @@ class LimitsSchema(Strict):
     max_body_bytes: EnvInt | None = Field(
         16 * 1024 * 1024,
         ge=0,
-        description="Largest request body forwarded (else 413); 0: no body at all; "
-        "null: no limit.",
+        description="Largest request body forwarded (else 413); 0: no body at all; null: no limit.",
     )
     head_timeout_seconds: Seconds = Field(
         10.0, gt=0, le=600, description="A request head must arrive within this (slowloris)."

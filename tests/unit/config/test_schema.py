@@ -58,6 +58,22 @@ def test_example_config_is_valid_and_is_the_contract_example():
     assert settings.max_token_bytes == 8192
 
 
+def test_the_example_deny_route_is_valid_when_uncommented(tmp_path):
+    text = EXAMPLE.read_text()
+    block = [line for line in text.splitlines() if line.startswith("  # - name: deny-rest")]
+    assert block, "config/example.yaml shows a deny route"
+    uncommented = "\n".join(
+        line.replace("  # - ", "  - ", 1).replace("  #   ", "    ", 1)
+        if line.startswith(("  # - name: deny-rest", "  #   path: /**", "  #   deny: true"))
+        else line
+        for line in text.splitlines()
+    )
+    path = tmp_path / "example.yaml"
+    path.write_text(uncommented)
+    last = load_settings(path).routes.routes[-1]
+    assert (last.name, last.pattern.text, last.is_deny) == ("deny-rest", "/**", True)
+
+
 def test_defaults():
     settings = compile_settings(validate_tree(MINIMAL))
     (issuer,) = settings.issuers
@@ -104,6 +120,13 @@ def test_every_problem_is_reported_at_once():
         (changed(surprise=1), "surprise", "unknown key (allowed: listen, admin_listen"),
         (changed(routes__0__require=None), "routes[0].require", "required unless `public: true`"),
         (changed(routes__0__public=True), "routes[0].require", "cannot have `require`"),
+        (changed(routes__0__deny=True), "routes[0].require", "a deny route has no `require`"),
+        (
+            changed(routes__0__require=None, routes__0__public=True, routes__0__deny=True),
+            "routes[0].deny",
+            "cannot be public",
+        ),
+        (changed(routes__0__deny="yes"), "routes[0].deny", "expected true or false"),
         (
             changed(routes__0__require={"issuers": ["okta"]}),
             "routes[0].require.issuers",
@@ -253,6 +276,23 @@ def test_any_rfc9110_method_token_can_be_listed():
     methods = ["PROPFIND", "PROPPATCH", "MKCOL", "PURGE", "REPORT", "SEARCH", "M-SEARCH", "QUERY"]
     tree = changed(routes__0__methods=methods)
     assert compile_settings(validate_tree(tree)).routes.routes[0].methods == set(methods)
+
+
+def test_deny_routes_compile_to_neither_public_nor_protected():
+    tree = changed(
+        routes=[
+            {"name": "no-delete", "path": "/api/**", "methods": ["DELETE"], "deny": True},
+            {"name": "api", "path": "/api/**", "require": {}},
+            {"name": "deny-rest", "path": "/**", "deny": True},
+        ]
+    )
+    no_delete, api, rest = compile_settings(validate_tree(tree)).routes.routes
+    assert (no_delete.is_deny, no_delete.is_public, no_delete.methods) == (True, False, {"DELETE"})
+    assert (rest.is_deny, rest.is_public, rest.requirement) == (True, False, None)
+    assert (api.is_deny, api.is_public) == (False, False)
+    # `deny: false` is an ordinary route: it still needs `require` or `public: true`.
+    found = problems(changed(routes__0__deny=False, routes__0__require=None))
+    assert "required unless `public: true` or `deny: true`" in found["routes[0].require"]
 
 
 def test_duplicates_are_named():
