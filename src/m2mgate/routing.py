@@ -129,8 +129,12 @@ class RouteTable:
             for key in {r.pattern.first_literal for r in routes} - {None}
             if key is not None
         }
-        # Fast path: with all-lowercase patterns, a lowercase path cannot be case-confused.
-        self._lowercase_patterns = all(r.pattern.text == r.pattern.text.lower() for r in routes)
+        # Fast path: with all-lowercase ASCII patterns, a lowercase ASCII path cannot be
+        # case-confused. ASCII on both sides: a lowercase pattern may hold U+0131, which folds
+        # to 'i', so `/adm\u0131n/**` must still catch `/admin` in the folded check.
+        self._lowercase_patterns = all(
+            r.pattern.text.isascii() and r.pattern.text == r.pattern.text.lower() for r in routes
+        )
 
     def match(self, method: str, path: str) -> Route | None:
         """The first matching route, or None; CaseConfusion when ignoring letter case would

@@ -131,3 +131,14 @@ def test_the_first_segment_index_agrees_with_a_plain_scan():
             for path in paths:
                 plain = next((r for r in table.routes if r.matches("GET", path)), None)
                 assert table._first("GET", path) is plain, (chosen, path)
+
+
+def test_non_ascii_patterns_never_take_the_lowercase_fast_path():
+    """Found while fixing #8: a lower-case pattern may hold a letter that folds to ASCII
+    (`/adm\u0131n/**`), so a lower-case ASCII path (`/admin`) must meet the folded check too."""
+    from m2mgate.routing import CaseConfusion
+
+    table = RouteTable((route("admin", "/adm\u0131n/**"), route("public", "/**", public=True)))
+    assert table.match("GET", "/adm\u0131n/x").name == "admin"
+    with pytest.raises(CaseConfusion):
+        table.match("GET", "/admin")  # public here; /admın to a case-blind upstream
