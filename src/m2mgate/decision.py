@@ -22,7 +22,7 @@ from m2mgate.auth.verifier import KeyProvider, TokenVerifier
 from m2mgate.config.compiling import Settings
 from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteDenied, RouteNotFound
 from m2mgate.request_path import normalize_request_path, split_target
-from m2mgate.routing import CaseConfusion, Route, RouteTable
+from m2mgate.routing import PathConfusion, Route, RouteTable
 
 
 @dataclass(slots=True)
@@ -112,7 +112,7 @@ class Gatekeeper:
     def _route(self, method: str, path: str) -> Route:
         try:
             route = self.routes.match(method, path)
-        except CaseConfusion as confusion:
+        except PathConfusion as confusion:  # letter case or trailing slash: see routing.py
             raise InvalidPath(str(confusion)) from None
         if route is None:
             raise RouteNotFound()

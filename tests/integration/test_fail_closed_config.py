@@ -154,3 +154,31 @@ async def test_explain_shows_the_deny_route(make_gateway, mint):
     text = as_text(result)
     assert "deny-rest (/**, any method, deny)" in text
     assert "DENY 404 not_found (reason route_denied)" in text
+
+
+# --- trailing-slash twins of exact routes ---------------------------------------------------
+
+EXACT_ROUTES = [
+    {"name": "admin", "path": "/api/admin", "require": {"scopes": ["admin"]}},
+    {"name": "item", "path": "/api/items/*", "require": {"scopes": ["admin"]}},
+    {"name": "public", "path": "/**", "public": True},
+]
+
+
+async def test_a_trailing_slash_never_slips_past_an_exact_route(make_gateway, mint, upstream):
+    """Found in review: `/api/admin/` and `/api/items/42/` passed as public, while Express,
+    ASP.NET Core and Spring serve them from the protected `/api/admin` and `/api/items/:id`
+    handlers. They are refused like case confusion: 400 invalid_path."""
+    gw = await make_gateway(lambda c: c.update(routes=EXACT_ROUTES))
+    for path in ("/api/admin/", "/api/items/42/", "/API/admin/", "/api/items/%34%32/"):
+        response = await raw_request(gw.url, _request("GET", path))
+        assert response.status == 400, path
+        assert response.json()["error"] == "invalid_request"
+        assert gw.access_events()[-1]["reason"] == "invalid_path"
+    assert upstream.requests == []
+    admin = f"Authorization: Bearer {mint(scope='admin')}"
+    for path in ("/api/admin", "/api/items/42"):
+        assert (await raw_request(gw.url, _request("GET", path))).status == 401, path
+        assert (await raw_request(gw.url, _request("GET", path, admin))).status == 200, path
+    for path in ("/docs/", "/api/items/", "/"):  # twins on the same route: served normally
+        assert (await raw_request(gw.url, _request("GET", path))).status == 200, path
