@@ -532,8 +532,8 @@ class RouteSchema(Strict):
             return value
         if value is None and not public:
             raise ValueError(
-                "required unless `public: true` or `deny: true` (write `require: {}` to accept "
-                "any valid token)"
+                "required unless `public: true` (write `require: {}` to accept any valid token, "
+                "or `deny: true` to refuse every request the route matches)"
             )
         if value is not None and public:
             raise ValueError("a public route cannot have `require`; choose one")

@@ -292,7 +292,7 @@ def test_deny_routes_compile_to_neither_public_nor_protected():
     assert (api.is_deny, api.is_public) == (False, False)
     # `deny: false` is an ordinary route: it still needs `require` or `public: true`.
     found = problems(changed(routes__0__deny=False, routes__0__require=None))
-    assert "required unless `public: true` or `deny: true`" in found["routes[0].require"]
+    assert "or `deny: true` to refuse" in found["routes[0].require"]
 
 
 def test_duplicates_are_named():
