@@ -1,14 +1,14 @@
 """Validated config -> frozen runtime objects. The request path only ever sees these.
 
 `load_settings` is the whole pipeline: read YAML strictly, substitute `${VAR}`, validate against
-the schema (every problem at once, each with its YAML path), compile.
+the schema and across items (every problem at once, each with its YAML path), compile.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.addresses import ListenAddress, parse_listen_address
-from m2mgate.config.errors import validate_model
-from m2mgate.config.loading import load_tree
+from m2mgate.config.cross_checks import cross_item_problems
+from m2mgate.config.errors import in_file_order, model_problems
+from m2mgate.config.loading import read_tree
 from m2mgate.config.schema import (
     ClaimSourceSchema,
     ConfigSchema,
@@ -28,6 +29,7 @@ from m2mgate.config.schema import (
     RequireSchema,
     RouteSchema,
 )
+from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
@@ -72,11 +74,34 @@ class Settings:
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    return compile_settings(validate_tree(load_tree(path, environ)))
+    loaded = read_tree(path, environ)
+    return compile_settings(validate_tree(loaded.tree, loaded.problems, loaded.unresolved))
 
 
-def validate_tree(tree: Any) -> ConfigSchema:
-    return validate_model(ConfigSchema, tree, context={"issuer_names": _issuer_names(tree)})
+def validate_tree(
+    tree: Any,
+    earlier: Sequence[tuple[str, str]] = (),
+    unresolved: frozenset[str] = frozenset(),
+) -> ConfigSchema:
+    """The validated config, or ConfigError with every problem: `earlier` ones (from reading
+    the file), the schema's, and the cross-item ones. Schema problems at `unresolved` paths
+    (values that lost an unset variable) are left out: they would repeat that problem."""
+    config, schema_problems = model_problems(
+        ConfigSchema, tree, context={"issuer_names": _issuer_names(tree)}
+    )
+    problems = [
+        *earlier,
+        *(problem for problem in schema_problems if problem[0] not in unresolved),
+        *cross_item_problems(tree, _LISTEN_DEFAULTS),
+    ]
+    if problems or config is None:
+        raise ConfigError(in_file_order(tree, problems or schema_problems))
+    return config
+
+
+_LISTEN_DEFAULTS = {
+    name: str(ConfigSchema.model_fields[name].default) for name in ("listen", "admin_listen")
+}
 
 
 def _issuer_names(tree: Any) -> frozenset[str] | None:
@@ -92,6 +117,11 @@ def _issuer_names(tree: Any) -> frozenset[str] | None:
 
 
 def compile_settings(config: ConfigSchema) -> Settings:
+    # Again here, for models that did not come through validate_tree: duplicate `issuer` values
+    # would let one issuer's policy silently replace another's.
+    problems = cross_item_problems(config.model_dump(), _LISTEN_DEFAULTS)
+    if problems:
+        raise ConfigError(problems)
     return Settings(
         listen=parse_listen_address(config.listen),
         admin_listen=parse_listen_address(config.admin_listen),

@@ -623,36 +623,6 @@ class ConfigSchema(Strict):
     def _addresses(cls, value: str) -> str:
         return _listen(value)
 
-    @field_validator("issuers")
-    @classmethod
-    def _unique_issuers(cls, issuers: list[IssuerSchema]) -> list[IssuerSchema]:
-        _reject_duplicates("name", [item.name for item in issuers], "issuers")
-        _reject_duplicates("issuer", [item.issuer for item in issuers], "issuers")
-        return issuers
-
-    @field_validator("routes")
-    @classmethod
-    def _unique_routes(cls, routes: list[RouteSchema]) -> list[RouteSchema]:
-        _reject_duplicates("name", [item.name for item in routes], "routes")
-        # Two patterns that differ only in letter case would make every request to either one
-        # case-confused (see routing.py): refuse the config instead.
-        seen: dict[str, int] = {}
-        for index, route in enumerate(routes):
-            folded = route.path.lower()
-            if folded in seen and routes[seen[folded]].path != route.path:
-                raise ValueError(
-                    f"routes[{seen[folded]}].path and routes[{index}].path differ only in "
-                    "letter case; requests to them could not be routed unambiguously"
-                )
-            seen.setdefault(folded, index)
-        return routes
-
-
-def _reject_duplicates(field: str, values: list[str], where: str) -> None:
-    seen: dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value in seen:
-            raise ValueError(
-                f"duplicate {field} {value!r} in {where}[{seen[value]}] and {where}[{index}]"
-            )
-        seen[value] = index
+    # Unique names and `issuer` values, case-only duplicate route paths and `admin_listen` vs
+    # `listen` span several items: they are checked in config/cross_checks.py, which pydantic's
+    # list validators could not do in the same pass as the items' own problems.

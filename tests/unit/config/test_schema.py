@@ -8,6 +8,7 @@ import pytest
 from m2mgate.auth.claims import ClaimKind, ClaimRef
 from m2mgate.auth.presets import PRESETS
 from m2mgate.config.compiling import compile_settings, load_settings, validate_tree
+from m2mgate.config.cross_checks import cross_item_problems
 from m2mgate.config.loading import EnvText
 from m2mgate.errors import ConfigError
 
@@ -298,10 +299,79 @@ def test_deny_routes_compile_to_neither_public_nor_protected():
 def test_duplicates_are_named():
     tree = changed()
     tree["issuers"].append(dict(tree["issuers"][0]))
-    assert "duplicate name 'local' in issuers[0] and issuers[1]" in problems(tree)["issuers"]
+    found = problems(tree)
+    assert set(found) == {"issuers[1].name", "issuers[1].issuer"}
+    assert "duplicate name 'local' (issuers[0] has it too)" in found["issuers[1].name"]
     tree = changed()
-    tree["routes"].append(dict(tree["routes"][0]))
-    assert "duplicate name 'api'" in problems(tree)["routes"]
+    tree["routes"].append(dict(tree["routes"][0], path="/API/**"))
+    found = problems(tree)
+    assert set(found) == {"routes[1].name", "routes[1].path"}
+    assert "duplicate name 'api'" in found["routes[1].name"]
+    assert "only in letter case" in found["routes[1].path"]
+
+
+def test_cross_item_problems_are_reported_together_with_every_other_problem():
+    """Found in review: duplicate names were list validators, which pydantic skips when any
+    item of the list is invalid: they surfaced only once everything else was fixed."""
+    tree = changed(issuers__0__algorithms=["none"], routes__0__require={"any_scopes": []})
+    tree["issuers"].append(dict(MINIMAL["issuers"][0], leeway_seconds=-1))
+    tree["routes"].append({"name": "api", "path": "/API/**", "methods": ["get"], "require": {}})
+    tree["routes"].append({"name": "x", "path": "/x"})  # invalid: neither require nor public
+    tree["routes"].append({"name": ["not", "a", "name"], "path": 5})  # garbage is tolerated
+    tree["issuers"].append("garbage")
+    found = problems(tree)
+    for path in (
+        "issuers[0].algorithms[0]", "issuers[1].leeway_seconds", "issuers[1].name",
+        "issuers[1].issuer", "routes[0].require.any_scopes", "routes[1].name", "routes[1].path",
+        "routes[1].methods[0]", "routes[2].require", "routes[3].name", "routes[3].path",
+        "issuers[2]",
+    ):  # fmt: skip
+        assert path in found, (path, found)
+
+
+def test_compile_settings_checks_across_items_too():
+    """A model validated without validate_tree still never reaches the runtime with two
+    issuers of one `iss` (the second policy would silently replace the first)."""
+    from m2mgate.config.schema import ConfigSchema
+
+    tree = changed()
+    tree["issuers"].append(dict(tree["issuers"][0], name="other"))
+    with pytest.raises(ConfigError) as caught:
+        compile_settings(ConfigSchema.model_validate(tree))
+    assert [where for where, _ in caught.value.problems] == ["issuers[1].issuer"]
+
+
+@pytest.mark.parametrize(
+    ("listen", "admin_listen", "clash"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("0.0.0.0:8080", "127.0.0.1:8080", True),
+        ("127.0.0.1:8080", "0.0.0.0:8080", True),
+        ("[::]:8080", "10.0.0.1:8080", True),
+        ("[::1]:8080", "[0:0:0:0:0:0:0:1]:8080", True),
+        ("localhost:8080", "127.0.0.1:8080", True),
+        ("LOCALHOST:8080", "[::1]:8080", True),
+        ("127.0.0.1:9901", None, True),  # admin_listen's default is 127.0.0.1:9901
+        (None, "127.0.0.1:8080", True),  # listen's default is 127.0.0.1:8080
+        ("127.0.0.1:0", "127.0.0.1:0", False),  # port 0: each gets a free port
+        ("127.0.0.1:8080", "127.0.0.1:9901", False),
+        ("127.0.0.1:8080", "127.0.0.2:8080", False),
+        ("10.0.0.1:8080", "10.0.0.2:8080", False),
+        ("nonsense", "127.0.0.1:8080", False),  # `listen` has its own error
+    ],
+)
+def test_listen_and_admin_listen_must_not_be_the_same_socket(listen, admin_listen, clash):
+    """Found in review: `admin_listen` equal to `listen` passed check (and failed at start)."""
+    tree = changed()
+    for key, value in (("listen", listen), ("admin_listen", admin_listen)):
+        if value is not None:
+            tree[key] = value
+    found = cross_item_problems(
+        tree, {"listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901"}
+    )
+    assert ("admin_listen" in dict(found)) is clash, found
+    if clash:
+        assert "the same socket as listen" in problems(tree)["admin_listen"]
 
 
 def test_insecure_http_is_an_explicit_opt_in():
