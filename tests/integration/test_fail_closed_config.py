@@ -182,3 +182,37 @@ async def test_a_trailing_slash_never_slips_past_an_exact_route(make_gateway, mi
         assert (await raw_request(gw.url, _request("GET", path, admin))).status == 200, path
     for path in ("/docs/", "/api/items/", "/"):  # twins on the same route: served normally
         assert (await raw_request(gw.url, _request("GET", path))).status == 200, path
+
+
+# --- config warnings are logged once at start and on each reload --------------------------------
+
+
+async def test_config_warnings_are_logged_at_start_and_on_reload(
+    make_gateway, jwks, upstream, tmp_path
+):
+    import yaml
+
+    from tests.conftest import base_config
+
+    def open_audience(config):
+        config["issuers"][0]["audiences"] = []
+
+    path = tmp_path / "gateway.yaml"
+    gw = await make_gateway(open_audience, config_path=path, wait_ready=False)
+
+    def warnings_logged():
+        return [e for e in gw.log_events() if e["event"] == "config_warning"]
+
+    (event,) = warnings_logged()
+    assert (event["level"], event["yaml_path"]) == ("warning", "issuers[0].audiences")
+    assert "any token" in event["warning"]
+    config = base_config(jwks, upstream)
+    open_audience(config)
+    config["routes"].insert(1, {"name": "get-only", "path": "/x/**", "methods": ["GET"],
+                                "require": {}})  # fmt: skip
+    config["routes"].append({"name": "all", "path": "/**", "public": True})
+    path.write_text(yaml.safe_dump(config))
+    assert await gw.gateway.reload()
+    assert [e["yaml_path"] for e in warnings_logged()] == [
+        "issuers[0].audiences", "issuers[0].audiences", "routes[1].methods",
+    ]  # fmt: skip

@@ -64,3 +64,29 @@ def test_check_prints_every_problem_of_a_file_in_one_pass(tmp_path, capsys, monk
         assert any(line.startswith(start) for line in lines), (start, lines)
     assert len(lines) == len(expected), lines  # nothing else (no noise from the unset value)
     assert f"{path}: {len(expected)} problem(s)" in err
+
+
+def test_check_prints_warnings_and_exits_zero(tmp_path, capsys):
+    """A valid config with warnings is valid (exit 0); each warning is one
+    `yaml.path: warning: message` line before the summary."""
+    path = tmp_path / "open.yaml"
+    path.write_text(
+        "upstream: {url: 'http://127.0.0.1:3000'}\n"
+        "issuers: [{name: local, issuer: 'http://127.0.0.1:8081', audiences: []}]\n"
+        "routes:\n"
+        "  - {name: admin, path: /api/admin/**, methods: [GET], require: {scopes: [admin]}}\n"
+        "  - {name: public, path: /**, public: true}\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("issuers[0].audiences: warning: ")
+    assert lines[1].startswith("routes[0].methods: warning: ")
+    assert lines[2] == f"{path}: ok (1 issuer(s), 2 route(s), 2 warning(s))"
+    assert len(lines) == 3
+
+
+def test_check_of_the_example_prints_no_warning(capsys):
+    from tests.unit.config.test_schema import EXAMPLE
+
+    assert main(["check", "--config", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{EXAMPLE}: ok (1 issuer(s), 4 route(s))"]

@@ -29,6 +29,7 @@ from m2mgate.config.schema import (
     RequireSchema,
     RouteSchema,
 )
+from m2mgate.config.warnings import ConfigWarning, config_warnings
 from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
@@ -71,6 +72,9 @@ class Settings:
     body_limits: BodyLimits
     shutdown_grace_seconds: float
     log_level: str
+    # Valid, but likely wider than meant (config/warnings.py): `check` prints them, `run`
+    # logs them. (yaml path, message) pairs.
+    warnings: tuple[ConfigWarning, ...] = ()
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +126,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
     problems = cross_item_problems(config.model_dump(), _LISTEN_DEFAULTS)
     if problems:
         raise ConfigError(problems)
+    routes = RouteTable(tuple(_route(item) for item in config.routes))
     return Settings(
         listen=parse_listen_address(config.listen),
         admin_listen=parse_listen_address(config.admin_listen),
@@ -149,7 +154,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
                 for value in config.forward.trusted_proxies
             ),
         ),
-        routes=RouteTable(tuple(_route(item) for item in config.routes)),
+        routes=routes,
         max_token_bytes=config.limits.max_token_bytes,
         token_cache_entries=config.limits.token_cache_entries,
         listener=ListenerLimits(
@@ -168,6 +173,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
         ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,
         log_level=config.log_level,
+        warnings=config_warnings(config, routes),
     )
 
 
