@@ -216,3 +216,16 @@ async def test_config_warnings_are_logged_at_start_and_on_reload(
     assert [e["yaml_path"] for e in warnings_logged()] == [
         "issuers[0].audiences", "issuers[0].audiences", "routes[1].methods",
     ]  # fmt: skip
+
+
+# --- scopes are separated by SP only ------------------------------------------------------------
+
+
+async def test_a_scope_with_a_non_breaking_space_inside_grants_nothing(gw, mint, upstream):
+    """RFC 6749 §3.3: `read:data<NBSP>admin` is one scope-token, not `read:data` and `admin`."""
+    token = mint(scope="read:data\u00a0admin")
+    assert (await gw.get("/api/admin/x", token)).status == 403
+    response = await gw.get("/api/x", token)  # any valid token: the scope is passed on whole
+    assert response.status == 200
+    (scopes,) = [value for name, value in upstream.requests[-1]["headers"] if name == "X-Scopes"]
+    assert scopes == "read:data%C2%A0admin"
