@@ -235,6 +235,7 @@ class Gateway:
             routes=[route.name for route in self.settings.routes.routes],
             config=str(self.config_path) if self.config_path else None,
         )
+        self._log_config_warnings(self.settings)
 
     def _http_error(self, status: int, error: str, request_id: str) -> None:
         """A request the HTTP parser refused (the handler never ran): count and log it once.
@@ -326,6 +327,12 @@ class Gateway:
             upstream_pool="new" if forwarder is not old.forwarder else "kept",
             needs_restart=restart_only or None,
         )
+        self._log_config_warnings(settings)
+
+    def _log_config_warnings(self, settings: Settings) -> None:
+        """Each warning of the config now in use, once (config/warnings.py)."""
+        for where, message in settings.warnings:
+            self.log.warning("config_warning", yaml_path=where, warning=message)
 
     async def _flush_access_log(self) -> None:
         while True:

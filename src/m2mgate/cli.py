@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="validate a config file",
         description="Validate a config file without starting anything. Prints every problem "
-        "as `yaml.path: message`. Exit status: 0 valid, 1 invalid.",
+        "as `yaml.path: message`, and each warning (valid, but likely wider than meant) as "
+        "`yaml.path: warning: message`. Exit status: 0 valid (warnings or not), 1 invalid.",
     )
     _config_argument(check)
 
@@ -233,7 +234,12 @@ def _check(args: argparse.Namespace) -> int:
         _print_problems(error, sys.stdout)
         print(f"{path}: {len(error.problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{path}: ok ({len(settings.issuers)} issuer(s), {len(settings.routes.routes)} route(s))")
+    for where, message in settings.warnings:
+        print(f"{where}: warning: {message}")
+    counts = f"{len(settings.issuers)} issuer(s), {len(settings.routes.routes)} route(s)"
+    if settings.warnings:
+        counts += f", {len(settings.warnings)} warning(s)"
+    print(f"{path}: ok ({counts})")
     return 0
 
 

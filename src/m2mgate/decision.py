@@ -3,7 +3,7 @@
 The proxy handler and `m2mgate explain` both call `Gatekeeper.decide`: there is one function that
 decides, so what `explain` reports is what the gateway does.
 
-    path policy (400)  ->  route match (404, default deny)  ->  public? allow
+    path policy (400)  ->  route match (404, default deny)  ->  deny route? 404  ->  public? allow
     ->  Bearer extraction (401/400)  ->  token verification (401/503)  ->  route policy (403)
 """
 
@@ -20,9 +20,9 @@ from m2mgate.auth.token_cache import VerifiedTokenCache
 from m2mgate.auth.trace import Trace, traced
 from m2mgate.auth.verifier import KeyProvider, TokenVerifier
 from m2mgate.config.compiling import Settings
-from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteNotFound
+from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteDenied, RouteNotFound
 from m2mgate.request_path import normalize_request_path, split_target
-from m2mgate.routing import CaseConfusion, Route, RouteTable
+from m2mgate.routing import PathConfusion, Route, RouteTable
 
 
 @dataclass(slots=True)
@@ -98,6 +98,8 @@ class Gatekeeper:
         path = traced(trace, "path", normalize_request_path, raw_path)
         route = traced(trace, "route", self._route, method, path)
         record.route = route
+        if route.is_deny:  # before the public check: a deny route has no requirement either
+            raise RouteDenied(f"denied by route {route.name}")
         if route.requirement is None:  # public route: no token needed, none inspected
             record.reason = Reason.PUBLIC
             return
@@ -111,7 +113,7 @@ class Gatekeeper:
     def _route(self, method: str, path: str) -> Route:
         try:
             route = self.routes.match(method, path)
-        except CaseConfusion as confusion:
+        except PathConfusion as confusion:  # letter case or trailing slash: see routing.py
             raise InvalidPath(str(confusion)) from None
         if route is None:
             raise RouteNotFound()

@@ -27,6 +27,7 @@ query and a test all speak of one thing.
     │   └── BadSignature                 bad_signature
     ├── InsufficientScope            403 insufficient_scope (scope, role, claim or issuer rule)
     ├── RouteNotFound                404 not_found          (default deny)
+    │   └── RouteDenied                  route_denied           (a `deny: true` route matched)
     ├── KeysUnavailable              503 temporarily_unavailable + Retry-After
     ├── RequestTooLarge              413 request_too_large  (limits.max_body_bytes)
     ├── ClientTimeout                408 request_timeout    (the client stalled its body)
@@ -71,6 +72,7 @@ class Reason(StrEnum):
     INSUFFICIENT_SCOPE = "insufficient_scope"
     KEYS_UNAVAILABLE = "keys_unavailable"
     NO_ROUTE = "no_route"
+    ROUTE_DENIED = "route_denied"
     BODY_TOO_LARGE = "body_too_large"
     CLIENT_TIMEOUT = "client_timeout"
     CLIENT_GONE = "client_gone"
@@ -228,6 +230,14 @@ class RouteNotFound(GatewayError):
     error = "not_found"
     description = "No route matches this request."
     reason = Reason.NO_ROUTE
+
+
+class RouteDenied(RouteNotFound):
+    """A `deny: true` route matched. The client gets exactly the unmatched-path answer (status,
+    code, description): a deny route must not tell a prober which paths exist behind it. Only
+    the reason differs, so logs and metrics say which route refused."""
+
+    reason = Reason.ROUTE_DENIED
 
 
 # --- after the decision: the request body -------------------------------------------------------

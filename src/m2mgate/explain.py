@@ -240,7 +240,7 @@ def _describe_times(token: UnverifiedToken, now: float) -> str:
 
 def describe_route(route: Route) -> str:
     methods = " ".join(sorted(route.methods)) if route.methods else "any method"
-    kind = "public" if route.is_public else "protected"
+    kind = "deny" if route.is_deny else "public" if route.is_public else "protected"
     return f"{route.name} ({route.pattern.text}, {methods}, {kind})"
 
 
@@ -284,6 +284,7 @@ def as_json(explanation: Explanation) -> dict[str, Any]:
             "path": route.pattern.text,
             "methods": sorted(route.methods) if route.methods else None,
             "public": route.is_public,
+            "deny": route.is_deny,
         },
         "steps": [
             {

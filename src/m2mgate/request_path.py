@@ -15,8 +15,8 @@ byte-for-byte path the client sent, and the path matched is that path percent-de
 - no empty segment (`//`) except a trailing slash, and no `.` or `..` segment, encoded or not.
 Once those are refused, decoding every escape is safe (no escape can create a segment boundary),
 so `/api/%61dmin` matches the `/api/admin` route, as the upstream will read it. Matching is
-case-sensitive, and a path that another route would claim if case were ignored is refused (see
-routing.py, `CaseConfusion`).
+case-sensitive, and a path that another route would claim if case or a trailing slash were
+ignored is refused (see routing.py, `CaseConfusion` and `TrailingSlashConfusion`).
 """
 
 from __future__ import annotations

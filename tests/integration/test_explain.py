@@ -62,6 +62,7 @@ async def test_allow_lists_every_step_in_order(config_file, mint, jwks):
         "path": "/api/user/**",
         "methods": None,
         "public": False,
+        "deny": False,
     }
     assert result["principal"]["client_id"] == "svc-a"
     assert result["principal"]["scopes"] == ["read:data"]

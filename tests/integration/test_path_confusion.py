@@ -20,6 +20,9 @@ import pytest
 from tests.support.raw_http import get, raw_request
 
 ADMIN = re.compile(r"^/api/admin(/|$)", re.IGNORECASE)
+# Exact routes protect one path each, which slash-blind upstreams (Express, ASP.NET Core,
+# Spring) also serve with a trailing slash added or removed.
+EXACT_ADMIN = re.compile(r"^(/api/admin|/api/items/[^/]+)/?$", re.IGNORECASE)
 
 
 def _remove_dots(path: str) -> str:
@@ -56,6 +59,9 @@ TRICKS = [
     # Unicode letters that case-fold to ASCII ones (dotless i, U+0131) yet are already lower
     # case: Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase read it as /api/admin.
     "/api/adm%C4%B1n", "/ap%C4%B1/admin/users", "/%C4%B0PI/admin",
+    # A trailing slash added to an exact route's path (or removed), also with other tricks.
+    "/api/items/42/", "/api/items/42", "/API/items/42/", "/api/items/%34%32/", "/api/ADMIN/",
+    "/api/adm%C4%B1n/", "/api/items/42/?x=1",
 ]  # fmt: skip
 
 LAYOUTS: dict[str, list[dict[str, Any]]] = {
@@ -75,7 +81,13 @@ LAYOUTS: dict[str, list[dict[str, Any]]] = {
         {"name": "public-api", "path": "/api/*/**", "public": True},
         {"name": "public", "path": "/public/**", "public": True},
     ],
+    "exact admin routes then public catch-all": [
+        {"name": "admin-root", "path": "/api/admin", "require": {"scopes": ["admin"]}},
+        {"name": "item", "path": "/api/items/*", "require": {"scopes": ["admin"]}},
+        {"name": "public", "path": "/**", "public": True},
+    ],
 }
+PROTECTED = {"exact admin routes then public catch-all": EXACT_ADMIN}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
@@ -94,13 +106,15 @@ async def test_admin_is_unreachable_through_any_trick(make_gateway, mint, upstre
             forwarded = response.json()["raw_path"]
             assert forwarded == trick.split("#")[0]  # forwarded byte for byte
             path = forwarded.split("?")[0]
-            hit = [name for name, view in VIEWS.items() if ADMIN.match(view(path))]
+            protected = PROTECTED.get(layout, ADMIN)
+            hit = [name for name, view in VIEWS.items() if protected.match(view(path))]
             if hit:
                 bypasses.append((trick, "token" if token else "no token", hit))
     assert bypasses == []
     # Sanity: the admin area itself works for the admin scope, so refusals are not blanket.
-    response = await raw_request(gw.url, get("/api/admin/users", f"Authorization: Bearer {admin}"))
-    assert response.status == 200
+    for path in ("/api/admin/users", "/api/admin"):
+        response = await raw_request(gw.url, get(path, f"Authorization: Bearer {admin}"))
+        assert response.status == 200, path
 
 
 async def test_refusals_are_400_with_a_json_body(make_gateway):

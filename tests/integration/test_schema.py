@@ -49,6 +49,9 @@ def test_configs_validate_against_the_schema(text):
         lambda c: c["issuers"][0].update(algorithms=["none"]),
         lambda c: c["issuers"][0].update(leeway_seconds="30"),
         lambda c: c.pop("upstream"),
+        lambda c: c["routes"][2]["require"].update(any_scopes=[]),
+        lambda c: c["routes"][1]["require"].update(claims={}),
+        lambda c: c["routes"][1].update(methods=["get"]),
     ],
 )
 def test_the_schema_catches_what_check_catches(mutation):

@@ -12,6 +12,7 @@ from m2mgate.errors import (
     InsufficientScope,
     InvalidPath,
     Reason,
+    RouteDenied,
     RouteNotFound,
 )
 from m2mgate.routing import Route, RouteTable, compile_pattern
@@ -41,6 +42,7 @@ ROUTES = RouteTable(
             "admin", compile_pattern("/admin/**"), None, Requirement(scopes=frozenset({"admin"}))
         ),
         Route("api", compile_pattern("/api/**"), frozenset({"GET"}), Requirement()),
+        Route("no-delete", compile_pattern("/**"), frozenset({"DELETE"}), None, is_deny=True),
     )
 )
 
@@ -94,6 +96,25 @@ async def test_denials_are_recorded(method, path, authorization, expected, reaso
     assert not record.is_allowed
     if expected in (InvalidPath, RouteNotFound, CredentialsMissing):
         assert verifier.calls == 0  # refused before any token work
+
+
+async def test_a_deny_route_is_answered_like_no_route_but_recorded_as_itself():
+    """`deny: true` carries no requirement, like a public route: it must be refused before the
+    public check, never let through. The client sees RouteNotFound; logs and metrics see the
+    route and `route_denied`."""
+    verifier = StubVerifier()
+    record, error = await decide(verifier, "DELETE", "/api/x", [])
+    assert type(error) is RouteDenied
+    assert isinstance(error, RouteNotFound)  # the same 404 not_found response
+    assert (error.status, error.error, error.description) == (
+        RouteNotFound.status, RouteNotFound.error, RouteNotFound.description,
+    )  # fmt: skip
+    assert (record.reason, record.route.name, record.is_allowed) == (
+        Reason.ROUTE_DENIED, "no-delete", False,
+    )  # fmt: skip
+    assert verifier.calls == 0
+    record, error = await decide(verifier, "PUT", "/api/x", [])  # other methods pass on
+    assert (type(error), record.reason) == (RouteNotFound, Reason.NO_ROUTE)
 
 
 async def test_verification_failures_carry_the_issuer():

@@ -131,3 +131,134 @@ def test_the_first_segment_index_agrees_with_a_plain_scan():
             for path in paths:
                 plain = next((r for r in table.routes if r.matches("GET", path)), None)
                 assert table._first("GET", path) is plain, (chosen, path)
+
+
+def test_non_ascii_patterns_never_take_the_lowercase_fast_path():
+    """Found while fixing #8: a lower-case pattern may hold a letter that folds to ASCII
+    (`/adm\u0131n/**`), so a lower-case ASCII path (`/admin`) must meet the folded check too."""
+    from m2mgate.routing import CaseConfusion
+
+    table = RouteTable((route("admin", "/adm\u0131n/**"), route("public", "/**", public=True)))
+    assert table.match("GET", "/adm\u0131n/x").name == "admin"
+    with pytest.raises(CaseConfusion):
+        table.match("GET", "/admin")  # public here; the U+0131 route to a case-blind upstream
+
+
+# --- trailing-slash twins -----------------------------------------------------------------------
+
+
+def test_a_path_whose_slash_twin_is_another_route_is_refused():
+    """Found in review: with exact `/api/admin` and `/api/items/*` protected and a public
+    catch-all, `/api/admin/` and `/api/items/42/` passed as public, while Express, ASP.NET Core
+    and Spring serve them from the protected handler."""
+    from m2mgate.routing import PathConfusion, TrailingSlashConfusion
+
+    table = RouteTable((route("admin", "/api/admin"), route("item", "/api/items/*"),
+                        route("public", "/**", public=True)))  # fmt: skip
+    assert table.match("GET", "/api/admin").name == "admin"
+    assert table.match("GET", "/api/items/42").name == "item"
+    for path in ("/api/admin/", "/api/items/42/"):
+        with pytest.raises(TrailingSlashConfusion):
+            table.match("GET", path)
+    assert issubclass(TrailingSlashConfusion, PathConfusion)
+    assert table.match("GET", "/docs/").name == "public"  # both twins are public: fine
+    assert table.match("GET", "/").name == "public"  # "/" has no twin
+    assert table.match("GET", "/api/items/").name == "public"  # twin /api/items: public too
+
+
+def test_removing_the_slash_is_a_twin_too():
+    from m2mgate.routing import TrailingSlashConfusion
+
+    table = RouteTable((route("dir", "/files/"), route("public", "/**", public=True)))
+    assert table.match("GET", "/files/").name == "dir"
+    with pytest.raises(TrailingSlashConfusion):
+        table.match("GET", "/files")
+
+
+def test_a_twin_that_no_route_matches_does_not_refuse():
+    from m2mgate.routing import TrailingSlashConfusion
+
+    table = RouteTable((route("admin", "/api/admin"),))
+    assert table.match("GET", "/api/admin").name == "admin"  # twin /api/admin/: no route
+    with pytest.raises(TrailingSlashConfusion):
+        table.match("GET", "/api/admin/")  # no route, but its twin is admin's
+    assert table.match("GET", "/other/") is None
+
+
+def test_slash_twins_are_compared_per_method():
+    table = RouteTable(
+        (route("admin", "/api/admin", ["POST"]), route("public", "/**", public=True))
+    )
+    assert table.match("GET", "/api/admin/").name == "public"  # GET /api/admin is public too
+
+
+def test_a_case_folded_twin_may_not_pick_another_route_either():
+    from m2mgate.routing import PathConfusion
+
+    table = RouteTable((route("admin", "/API/admin"), route("public", "/**", public=True)))
+    assert table.match("GET", "/API/admin").name == "admin"
+    for path in ("/api/admin/", "/API/admin/", "/Api/Admin/"):
+        with pytest.raises(PathConfusion):
+            table.match("GET", path)
+    table = RouteTable((route("admin", "/api/admin"), route("public", "/**", public=True)))
+    for path in ("/API/ADMIN/", "/api/adm\u0131n/"):
+        with pytest.raises(PathConfusion):
+            table.match("GET", path)
+
+
+def test_tables_that_cannot_tell_slash_twins_apart_skip_the_twin_match():
+    """Hot path: when every pattern ends in `/**` (or is `/`), P and its twin always match the
+    same routes, so the extra match is skipped (decided once, when the table is built)."""
+    assert not RouteTable((route("a", "/api/**"), route("b", "/**"), route("r", "/")))._slash_twins
+    assert RouteTable((route("a", "/api/**"), route("x", "/api/x")))._slash_twins
+    assert RouteTable((route("a", "/a/*/**"), route("s", "/a/*")))._slash_twins
+
+
+def test_slash_insensitive_tables_agree_with_the_full_check():
+    """The skip is an optimisation only: for tables it applies to, the full twin check would
+    never refuse (same answer either way)."""
+    import itertools
+
+    patterns = ["/", "/**", "/a/**", "/a/*/**", "/*/**", "/a/b/**"]
+    paths = ["/", "/a", "/a/", "/a/b", "/a/b/", "/b/", "/a/b/c/", "/x/y"]
+    for size in (1, 2, 3):
+        for chosen in itertools.permutations(patterns, size):
+            table = RouteTable(tuple(route(f"r{i}", p) for i, p in enumerate(chosen)))
+            assert not table._slash_twins
+            for path in paths:
+                twin = path[:-1] if path.endswith("/") else path + "/"
+                if path != "/":
+                    assert table._first("GET", twin) is table._first("GET", path), (chosen, path)
+
+
+def test_refusals_agree_with_a_plain_model_of_case_and_slash_blind_upstreams():
+    """The fast paths (lowercase, slash-insensitive tables, the first-segment index) are
+    optimisations only: a path is refused exactly when the first route a case- and slash-blind
+    upstream could map it to is not the route the gateway picks."""
+    import itertools
+
+    from m2mgate.routing import PathConfusion
+
+    patterns = ["/a", "/a/", "/a/**", "/a/*", "/A/b", "/a/b/", "/**", "/b/**", "/", "/*"]
+    paths = ["/", "/a", "/a/", "/A", "/a/b", "/a/b/", "/A/B/", "/b", "/b/", "/c/", "/a/\u0131"]
+
+    def blind(table, path):
+        twin = path[:-1] if path.endswith("/") else path + "/"
+        variants = [path] if path == "/" else [path, twin]
+        return next(
+            (r for r in table.routes
+             if any(r.pattern.matches_ignoring_case(v) for v in variants)),
+            None,
+        )  # fmt: skip
+
+    for size in (1, 2, 3):
+        for chosen in itertools.permutations(patterns, size):
+            table = RouteTable(tuple(route(f"r{i}", p) for i, p in enumerate(chosen)))
+            for path in paths:
+                exact = next((r for r in table.routes if r.matches("GET", path)), None)
+                try:
+                    got = table.match("GET", path)
+                except PathConfusion:
+                    assert blind(table, path) is not exact, (chosen, path)
+                else:
+                    assert got is exact and blind(table, path) is exact, (chosen, path)

@@ -164,8 +164,11 @@ def read_string_list(claims: Mapping[str, Any], source: ClaimSource) -> list[str
     if value is MISSING:
         return None
     if isinstance(value, str) and source.kind is not ClaimKind.ARRAY:
-        # RFC 6749 §3.3: scope-tokens are separated by single spaces; tolerate runs of them.
-        return value.split()
+        # RFC 6749 §3.3: scope-tokens are separated by SP (0x20) only; runs of SP are tolerated.
+        # Never `str.split()`: it also splits on NBSP, tabs, line breaks and other Unicode
+        # whitespace, so `read:data<NBSP>admin` (one scope-token nobody granted) became
+        # `admin`. Any other whitespace stays inside its token, which then matches nothing.
+        return [item for item in value.split(" ") if item]
     if isinstance(value, list) and source.kind is not ClaimKind.SPACE_DELIMITED:
         if not all(isinstance(item, str) for item in value):
             raise InvalidClaim(f"claim {format_claim_path(source.path)} must hold only strings")

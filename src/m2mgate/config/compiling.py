@@ -1,14 +1,14 @@
 """Validated config -> frozen runtime objects. The request path only ever sees these.
 
 `load_settings` is the whole pipeline: read YAML strictly, substitute `${VAR}`, validate against
-the schema (every problem at once, each with its YAML path), compile.
+the schema and across items (every problem at once, each with its YAML path), compile.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.addresses import ListenAddress, parse_listen_address
-from m2mgate.config.errors import validate_model
-from m2mgate.config.loading import load_tree
+from m2mgate.config.cross_checks import cross_item_problems
+from m2mgate.config.errors import in_file_order, model_problems
+from m2mgate.config.loading import read_tree
 from m2mgate.config.schema import (
     ClaimSourceSchema,
     ConfigSchema,
@@ -29,12 +30,14 @@ from m2mgate.config.schema import (
     RequireSchema,
     RouteSchema,
 )
+from m2mgate.config.warnings import ConfigWarning, config_warnings
+from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
 from m2mgate.proxy.forwarder import BodyLimits, UpstreamSettings
 from m2mgate.proxy.headers import ForwardRules
-from m2mgate.routing import Route, RouteTable, compile_pattern
+from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +76,40 @@ class Settings:
     log_level: str
     # The claims a principal keeps after verification: those config reads later.
     principal_claims: ClaimProjection
+    # Valid, but likely wider than meant (config/warnings.py): `check` prints them, `run`
+    # logs them. (yaml path, message) pairs.
+    warnings: tuple[ConfigWarning, ...] = ()
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    return compile_settings(validate_tree(load_tree(path, environ)))
+    loaded = read_tree(path, environ)
+    return compile_settings(validate_tree(loaded.tree, loaded.problems, loaded.unresolved))
 
 
-def validate_tree(tree: Any) -> ConfigSchema:
-    return validate_model(ConfigSchema, tree, context={"issuer_names": _issuer_names(tree)})
+def validate_tree(
+    tree: Any,
+    earlier: Sequence[tuple[str, str]] = (),
+    unresolved: frozenset[str] = frozenset(),
+) -> ConfigSchema:
+    """The validated config, or ConfigError with every problem: `earlier` ones (from reading
+    the file), the schema's, and the cross-item ones. Schema problems at `unresolved` paths
+    (values that lost an unset variable) are left out: they would repeat that problem."""
+    config, schema_problems = model_problems(
+        ConfigSchema, tree, context={"issuer_names": _issuer_names(tree)}
+    )
+    problems = [
+        *earlier,
+        *(problem for problem in schema_problems if problem[0] not in unresolved),
+        *cross_item_problems(tree, _LISTEN_DEFAULTS),
+    ]
+    if problems or config is None:
+        raise ConfigError(in_file_order(tree, problems or schema_problems))
+    return config
+
+
+_LISTEN_DEFAULTS = {
+    name: str(ConfigSchema.model_fields[name].default) for name in ("listen", "admin_listen")
+}
 
 
 def _issuer_names(tree: Any) -> frozenset[str] | None:
@@ -96,6 +125,12 @@ def _issuer_names(tree: Any) -> frozenset[str] | None:
 
 
 def compile_settings(config: ConfigSchema) -> Settings:
+    # Again here, for models that did not come through validate_tree: duplicate `issuer` values
+    # would let one issuer's policy silently replace another's.
+    problems = cross_item_problems(config.model_dump(), _LISTEN_DEFAULTS)
+    if problems:
+        raise ConfigError(problems)
+    routes = RouteTable(tuple(_route(item) for item in config.routes))
     return Settings(
         listen=parse_listen_address(config.listen),
         admin_listen=parse_listen_address(config.admin_listen),
@@ -123,7 +158,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
                 for value in config.forward.trusted_proxies
             ),
         ),
-        routes=RouteTable(tuple(_route(item) for item in config.routes)),
+        routes=routes,
         max_token_bytes=config.limits.max_token_bytes,
         token_cache_entries=config.limits.token_cache_entries,
         token_cache_max_bytes=config.limits.token_cache_max_bytes,
@@ -136,12 +171,15 @@ def compile_settings(config: ConfigSchema) -> Settings:
             max_connections=config.limits.max_connections,
         ),
         body_limits=BodyLimits(
-            max_bytes=config.limits.max_body_bytes or None,
+            # 0 is a limit of zero bytes (any body byte -> 413), only `null` is unlimited:
+            # `0 or None` used to turn the strictest setting into no limit at all.
+            max_bytes=config.limits.max_body_bytes,
             idle_timeout_seconds=config.limits.body_idle_timeout_seconds,
         ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,
         log_level=config.log_level,
         principal_claims=_claims_config_reads(config),
+        warnings=config_warnings(config, routes),
     )
 
 
@@ -234,8 +272,9 @@ def _route(item: RouteSchema) -> Route:
     return Route(
         name=item.name,
         pattern=compile_pattern(item.path),
-        methods=frozenset(item.methods) if item.methods is not None else None,
+        methods=covered_methods(item.methods) if item.methods is not None else None,
         requirement=_requirement(item.require) if item.require is not None else None,
+        is_deny=item.deny,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -32,12 +33,22 @@ def validate_model(
     schema: type[ModelT], tree: Any, context: dict[str, Any] | None = None
 ) -> ModelT:
     """Validate plain data against a schema; ConfigError with every problem and its path."""
+    model, problems = model_problems(schema, tree, context)
+    if model is None:
+        raise ConfigError(problems)
+    return model
+
+
+def model_problems(
+    schema: type[ModelT], tree: Any, context: dict[str, Any] | None = None
+) -> tuple[ModelT | None, list[tuple[str, str]]]:
+    """Validate plain data against a schema: the model, or None and every problem."""
     if not isinstance(tree, dict):
-        raise ConfigError([("(root)", "the config file must be a YAML mapping")])
+        return None, [("(root)", "the config file must be a YAML mapping")]
     try:
-        return schema.model_validate(tree, context=context)
+        return schema.model_validate(tree, context=context), []
     except ValidationError as error:
-        raise ConfigError(problems_from_validation_error(error, schema)) from None
+        return None, problems_from_validation_error(error, schema)
 
 
 def problems_from_validation_error(
@@ -99,3 +110,20 @@ def _unwrap(annotation: Any) -> Any:
         if len(members) == 1:
             return members[0]
     return annotation
+
+
+def in_file_order(tree: Any, problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Grouped by top-level key in the file's order, then by list item (`routes[2]`); stable,
+    so the problems of one item keep their order."""
+    order = {str(key): index for index, key in enumerate(tree)} if isinstance(tree, dict) else {}
+
+    def rank(problem: tuple[str, str]) -> tuple[int, int]:
+        match = _TOP_AND_ITEM.match(problem[0])
+        top, item = match.groups() if match else (problem[0], None)
+        position = order.get(top, -1 if top.startswith("(") else len(order))
+        return position, int(item) if item is not None else -1
+
+    return sorted(problems, key=rank)
+
+
+_TOP_AND_ITEM = re.compile(r"([^.\[]*)(?:\[(\d+)\])?")

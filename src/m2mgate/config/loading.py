@@ -2,7 +2,9 @@
 
 Two things PyYAML does by default that a security config must not:
 - a repeated mapping key silently wins (`require:` written twice drops the first rule set), so the
-  loader here rejects duplicates;
+  loader here reports every duplicate as a problem, with its YAML path and both lines, and goes
+  on with the first value only so that the file's other problems are reported in the same pass
+  (the file is refused either way);
 - nothing: environment references are ours to resolve. They are resolved *after* parsing, in
   string values only, so a variable's content can never change the YAML structure (no injection
   of keys through the environment).
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,43 +59,94 @@ def format_path(parts: tuple[str | int, ...]) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses repeated mapping keys instead of keeping the last one."""
+    """SafeLoader that reports repeated mapping keys (keeping the first value), not the last.
+
+    It tracks the YAML path of what it constructs (mappings and sequences are built depth
+    first, see `_construct_mapping`), so a duplicate is reported where it is.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.path: list[str | int] = []
+        self.duplicates: list[tuple[str, str]] = []
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     mapping: dict[Any, Any] = {}
+    first_lines: dict[Any, int] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
-            mark = key_node.start_mark
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, Hashable):
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+                "while constructing a mapping", node.start_mark, "found an unhashable key",
+                key_node.start_mark,
+            )  # fmt: skip
+        if key in mapping:
+            loader.duplicates.append(
+                (
+                    format_path((*loader.path, str(key))),
+                    f"duplicate key (line {line}, first at line {first_lines[key]}); "
+                    "write each key once",
+                )
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)
+            continue
+        loader.path.append(str(key))
+        try:
+            mapping[key] = loader.construct_object(value_node, deep=True)
+        finally:
+            loader.path.pop()
+        first_lines[key] = line
     return mapping
 
 
+def _construct_sequence(loader: _StrictLoader, node: yaml.SequenceNode) -> list[Any]:
+    items: list[Any] = []
+    for index, child in enumerate(node.value):
+        loader.path.append(index)
+        try:
+            items.append(loader.construct_object(child, deep=True))
+        finally:
+            loader.path.pop()
+    return items
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def parse_yaml(text: str) -> Any:
+def parse_yaml(text: str, problems: list[tuple[str, str]] | None = None) -> Any:
+    """Parse YAML strictly. Each duplicate key is added to `problems` (its first value kept);
+    without a list, ConfigError with every duplicate. Invalid YAML is a ConfigError at once."""
+    loader = _StrictLoader(text)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        tree = loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
         raise ConfigError([(where, f"invalid YAML: {error.problem or error}")]) from None
     except yaml.YAMLError as error:
         raise ConfigError([("(root)", f"invalid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    if problems is None and loader.duplicates:
+        raise ConfigError(loader.duplicates)
+    if problems is not None:
+        problems.extend(loader.duplicates)
+    return tree
 
 
-def substitute_environment(tree: Any, environ: Mapping[str, str]) -> Any:
+def substitute_environment(
+    tree: Any, environ: Mapping[str, str], problems: list[tuple[str, str]] | None = None
+) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in string values; `$$` is a literal `$`.
 
-    Every unset variable without a default is reported with its YAML path, all at once.
+    Every unset variable without a default is reported with its YAML path, all at once: added
+    to `problems` (its reference replaced by ""), or, without a list, as a ConfigError.
     """
-    problems: list[tuple[str, str]] = []
+    collected: list[tuple[str, str]] = [] if problems is None else problems
+    found_before = len(collected)
 
     def visit(node: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(node, dict):
@@ -100,12 +154,12 @@ def substitute_environment(tree: Any, environ: Mapping[str, str]) -> Any:
         if isinstance(node, list):
             return [visit(item, (*path, index)) for index, item in enumerate(node)]
         if isinstance(node, str) and "$" in node:
-            return substitute_text(node, environ, format_path(path), problems)
+            return substitute_text(node, environ, format_path(path), collected)
         return node
 
     result = visit(tree, ())
-    if problems:
-        raise ConfigError(problems)
+    if problems is None and len(collected) > found_before:
+        raise ConfigError(collected)
     return result
 
 
@@ -132,13 +186,36 @@ def substitute_text(
     return EnvText(replaced) if used_environment else replaced
 
 
-def load_tree(path: Path, environ: Mapping[str, str] | None = None) -> Any:
-    """Read, parse and substitute a config file into plain data (not yet validated)."""
+@dataclass(frozen=True, slots=True)
+class LoadedTree:
+    """A config file as plain data (not yet validated), with the problems found on the way."""
+
+    tree: Any
+    problems: list[tuple[str, str]]  # duplicate keys, unset variables
+    # Paths whose value lost an unset variable: validating that value again would only repeat
+    # the problem in other words.
+    unresolved: frozenset[str]
+
+
+def read_tree(path: Path, environ: Mapping[str, str] | None = None) -> LoadedTree:
+    """Read, parse and substitute a config file, collecting every problem that lets reading go
+    on. A file that cannot be read, or is not YAML, is a ConfigError at once."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError([("(file)", f"cannot read {path}: {error.strerror or error}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([("(file)", f"{path} is not UTF-8 text")]) from None
-    tree = parse_yaml(text)
-    return substitute_environment(tree, os.environ if environ is None else environ)
+    problems: list[tuple[str, str]] = []
+    tree = parse_yaml(text, problems)
+    unset: list[tuple[str, str]] = []
+    tree = substitute_environment(tree, os.environ if environ is None else environ, unset)
+    return LoadedTree(tree, problems + unset, frozenset(where for where, _ in unset))
+
+
+def load_tree(path: Path, environ: Mapping[str, str] | None = None) -> Any:
+    """Read, parse and substitute a config file into plain data; ConfigError on any problem."""
+    loaded = read_tree(path, environ)
+    if loaded.problems:
+        raise ConfigError(loaded.problems)
+    return loaded.tree

@@ -36,7 +36,6 @@ PresetName = Literal[
     "generic", "rfc9068", "auth0", "okta", "descope", "scalekit", "stytch", "keycloak", "entra",
     "cognito",
 ]  # fmt: skip
-HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Enforcing it here means a scope
@@ -44,6 +43,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 # RFC 9110 §5.6.2 token: the characters a header field name may use.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
+# upper case. The JSON Schema says upper case too (see `_method`).
+METHOD_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_UPPER_CASE_METHOD = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
 # Headers the gateway itself owns: an identity header may not take one of these names.
 RESERVED_HEADERS = frozenset(
     {
@@ -381,15 +384,46 @@ def _claim_rule(value: Any) -> Any:
     raise ValueError("expected a string, integer or boolean, or a non-empty list of them")
 
 
+# Written, a condition names at least one value (see `_not_empty`); editors learn it from these.
+_SOME_ITEMS: dict[str, Any] = {"minItems": 1}
+
+
 class RequireSchema(Strict):
-    scopes: list[str] = Field(default_factory=list, description="All of these scopes.")
-    any_scopes: list[str] = Field(default_factory=list, description="At least one of these.")
-    roles: list[str] = Field(default_factory=list, description="All of these roles.")
-    any_roles: list[str] = Field(default_factory=list, description="At least one of these.")
-    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
-        default_factory=dict, description="Claim path -> allowed value or list of allowed values."
+    scopes: list[str] = Field(
+        default_factory=list, description="All of these scopes.", json_schema_extra=_SOME_ITEMS
     )
-    issuers: list[str] = Field(default_factory=list, description="Issuer names (any of).")
+    any_scopes: list[str] = Field(
+        default_factory=list, description="At least one of these.", json_schema_extra=_SOME_ITEMS
+    )
+    roles: list[str] = Field(
+        default_factory=list, description="All of these roles.", json_schema_extra=_SOME_ITEMS
+    )
+    any_roles: list[str] = Field(
+        default_factory=list, description="At least one of these.", json_schema_extra=_SOME_ITEMS
+    )
+    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
+        default_factory=dict,
+        description="Claim path -> allowed value or list of allowed values.",
+        json_schema_extra={"minProperties": 1},
+    )
+    issuers: list[str] = Field(
+        default_factory=list, description="Issuer names (any of).", json_schema_extra=_SOME_ITEMS
+    )
+
+    @field_validator("scopes", "any_scopes", "roles", "any_roles", "claims", "issuers")
+    @classmethod
+    def _not_empty(cls, value: list[str] | dict[str, Any], info: ValidationInfo) -> Any:
+        # Fail closed: a key that is written is a condition. `any_scopes: []` names no scope,
+        # yet an empty set compiles to "no condition", so the route allowed any valid token
+        # (the same for `any_roles` and `issuers`, and `scopes: []`, `roles: []`, `claims: {}`
+        # are no condition either). Refuse them, and say how to write what was meant.
+        if not value:
+            empty = "{}" if isinstance(value, dict) else "[]"
+            raise ValueError(
+                f"`{info.field_name}: {empty}` names nothing, so it is no condition: remove the "
+                "key, or write `require: {}` to accept any valid token"
+            )
+        return value
 
     @field_validator("scopes", "any_scopes")
     @classmethod
@@ -429,11 +463,40 @@ class RequireSchema(Strict):
         return values
 
 
+def _method(value: str) -> str:
+    # Any token, not a fixed list: a method nobody can list (PROPFIND, PURGE, MKCOL, REPORT,
+    # SEARCH, ...) can never be restricted and falls through to a later, maybe public, route.
+    if not METHOD_TOKEN.match(value):
+        raise ValueError("not an HTTP method: RFC 9110 §9.1 method names are tokens")
+    # RFC 9110 §9.1: methods are case-sensitive, and clients send GET, not get. A lower-case
+    # entry would silently never match, leaving the method it meant to the routes after it.
+    if value != value.upper():
+        raise ValueError(
+            f"methods are case-sensitive (RFC 9110 §9.1): write {value.upper()!r}; "
+            f"{value!r} would never match a request"
+        )
+    return value
+
+
+HttpMethod = Annotated[
+    str, AfterValidator(_method), Field(json_schema_extra={"pattern": _UPPER_CASE_METHOD})
+]
+
+
 class RouteSchema(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Used in logs and metric labels.")
     path: str = Field(description="Pattern: literal segments, `*` one segment, trailing `**` any.")
-    methods: list[HttpMethod] | None = Field(None, min_length=1, description="Default: all.")
+    methods: list[HttpMethod] | None = Field(
+        None,
+        min_length=1,
+        description="Default: all. Any RFC 9110 method, upper case (GET also covers HEAD).",
+    )
     public: EnvBool = Field(False, description="No token needed (identity headers still stripped).")
+    deny: EnvBool = Field(
+        False,
+        description="Explicit deny: every request matched is answered like an unmatched path "
+        "(404 not_found); logs and metrics name the route, reason route_denied.",
+    )
     require: RequireSchema | None = Field(
         None,
         validate_default=True,
@@ -448,13 +511,29 @@ class RouteSchema(Strict):
         compile_pattern(value)
         return value
 
+    @field_validator("deny")
+    @classmethod
+    def _deny_is_not_public(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("public", False):
+            raise ValueError("a deny route cannot be public; choose one")
+        return value
+
     @field_validator("require")
     @classmethod
     def _require_or_public(cls, value: RequireSchema | None, info: ValidationInfo) -> Any:
         public = info.data.get("public", False)
+        if "deny" not in info.data:
+            return value  # `deny` has its own error
+        if info.data["deny"]:
+            if value is not None:
+                raise ValueError(
+                    "a deny route has no `require`: it refuses every request it matches"
+                )
+            return value
         if value is None and not public:
             raise ValueError(
-                "required unless `public: true` (write `require: {}` to accept any valid token)"
+                "required unless `public: true` (write `require: {}` to accept any valid token, "
+                "or `deny: true` to refuse every request the route matches)"
             )
         if value is not None and public:
             raise ValueError("a public route cannot have `require`; choose one")
@@ -478,7 +557,7 @@ class LimitsSchema(Strict):
     max_body_bytes: EnvInt | None = Field(
         16 * 1024 * 1024,
         ge=0,
-        description="Largest request body forwarded (else 413); null: no limit.",
+        description="Largest request body forwarded (else 413); 0: no body at all; null: no limit.",
     )
     head_timeout_seconds: Seconds = Field(
         10.0, gt=0, le=600, description="A request head must arrive within this (slowloris)."
@@ -553,36 +632,6 @@ class ConfigSchema(Strict):
     def _addresses(cls, value: str) -> str:
         return _listen(value)
 
-    @field_validator("issuers")
-    @classmethod
-    def _unique_issuers(cls, issuers: list[IssuerSchema]) -> list[IssuerSchema]:
-        _reject_duplicates("name", [item.name for item in issuers], "issuers")
-        _reject_duplicates("issuer", [item.issuer for item in issuers], "issuers")
-        return issuers
-
-    @field_validator("routes")
-    @classmethod
-    def _unique_routes(cls, routes: list[RouteSchema]) -> list[RouteSchema]:
-        _reject_duplicates("name", [item.name for item in routes], "routes")
-        # Two patterns that differ only in letter case would make every request to either one
-        # case-confused (see routing.py): refuse the config instead.
-        seen: dict[str, int] = {}
-        for index, route in enumerate(routes):
-            folded = route.path.lower()
-            if folded in seen and routes[seen[folded]].path != route.path:
-                raise ValueError(
-                    f"routes[{seen[folded]}].path and routes[{index}].path differ only in "
-                    "letter case; requests to them could not be routed unambiguously"
-                )
-            seen.setdefault(folded, index)
-        return routes
-
-
-def _reject_duplicates(field: str, values: list[str], where: str) -> None:
-    seen: dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value in seen:
-            raise ValueError(
-                f"duplicate {field} {value!r} in {where}[{seen[value]}] and {where}[{index}]"
-            )
-        seen[value] = index
+    # Unique names and `issuer` values, case-only duplicate route paths and `admin_listen` vs
+    # `listen` span several items: they are checked in config/cross_checks.py, which pydantic's
+    # list validators could not do in the same pass as the items' own problems.

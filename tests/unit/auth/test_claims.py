@@ -47,9 +47,23 @@ def test_lookup_descends_objects_only():
     assert lookup_claim(claims, ("a", "b", "0")) is MISSING  # nor into an array
 
 
-def test_space_delimited_string_is_split_on_whitespace():
+def test_space_delimited_string_is_split_on_spaces():
     source = ClaimSource(("scope",), ClaimKind.SPACE_DELIMITED)
     assert read_string_list({"scope": "read  write "}, source) == ["read", "write"]
+
+
+@pytest.mark.parametrize("kind", [ClaimKind.SPACE_DELIMITED, ClaimKind.ARRAY_OR_SPACE_DELIMITED])
+@pytest.mark.parametrize(
+    "separator", ["\u00a0", "\t", "\n", "\r", "\x0b", "\x0c", "\u2003", "\u3000", "\x1c"]
+)
+def test_only_sp_separates_scope_tokens(kind, separator):
+    """RFC 6749 §3.3: scope-tokens are separated by SP (0x20) only. Found in review: str.split()
+    also split on NBSP, tabs, line breaks and other Unicode whitespace, so a token carrying
+    `read:data<NBSP>admin` as one (unmatchable) scope granted `admin`."""
+    source = ClaimSource(("scope",), kind)
+    scope = f"read:data{separator}admin"
+    assert read_string_list({"scope": scope}, source) == [scope]
+    assert read_string_list({"scope": f"x {scope}  y"}, source) == ["x", scope, "y"]
 
 
 def test_a_string_is_never_iterated_as_characters():

@@ -8,6 +8,7 @@ import pytest
 from m2mgate.auth.claims import ClaimKind, ClaimRef
 from m2mgate.auth.presets import PRESETS
 from m2mgate.config.compiling import compile_settings, load_settings, validate_tree
+from m2mgate.config.cross_checks import cross_item_problems
 from m2mgate.config.loading import EnvText
 from m2mgate.errors import ConfigError
 
@@ -50,12 +51,28 @@ def test_example_config_is_valid_and_is_the_contract_example():
     assert issuer.policy.guard.header_typ == {"at+jwt", "application/at+jwt"}
     assert [route.name for route in settings.routes.routes] == ["public", "admin", "user", "api"]
     assert settings.routes.routes[0].is_public
-    assert settings.routes.routes[1].methods == {"GET", "POST"}
+    assert settings.routes.routes[1].methods == {"GET", "HEAD", "POST"}  # GET covers HEAD
     assert settings.routes.routes[1].requirement.scopes == {"admin"}
     assert settings.routes.routes[2].requirement.any_scopes == {"read:data", "admin"}
     assert settings.forward.client_id == "X-Client-Id"
     assert settings.forward.pass_authorization is False
     assert settings.max_token_bytes == 8192
+
+
+def test_the_example_deny_route_is_valid_when_uncommented(tmp_path):
+    text = EXAMPLE.read_text()
+    block = [line for line in text.splitlines() if line.startswith("  # - name: deny-rest")]
+    assert block, "config/example.yaml shows a deny route"
+    uncommented = "\n".join(
+        line.replace("  # - ", "  - ", 1).replace("  #   ", "    ", 1)
+        if line.startswith(("  # - name: deny-rest", "  #   path: /**", "  #   deny: true"))
+        else line
+        for line in text.splitlines()
+    )
+    path = tmp_path / "example.yaml"
+    path.write_text(uncommented)
+    last = load_settings(path).routes.routes[-1]
+    assert (last.name, last.pattern.text, last.is_deny) == ("deny-rest", "/**", True)
 
 
 def test_defaults():
@@ -104,13 +121,25 @@ def test_every_problem_is_reported_at_once():
         (changed(surprise=1), "surprise", "unknown key (allowed: listen, admin_listen"),
         (changed(routes__0__require=None), "routes[0].require", "required unless `public: true`"),
         (changed(routes__0__public=True), "routes[0].require", "cannot have `require`"),
+        (changed(routes__0__deny=True), "routes[0].require", "a deny route has no `require`"),
+        (
+            changed(routes__0__require=None, routes__0__public=True, routes__0__deny=True),
+            "routes[0].deny",
+            "cannot be public",
+        ),
+        (changed(routes__0__deny="yes"), "routes[0].deny", "expected true or false"),
         (
             changed(routes__0__require={"issuers": ["okta"]}),
             "routes[0].require.issuers",
             "unknown issuer name 'okta' (configured: local)",
         ),
         (changed(routes__0__path="/a/**/b"), "routes[0].path", "last segment"),
-        (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "must be one of"),
+        (changed(routes__0__methods=["get"]), "routes[0].methods[0]", "write 'GET'"),
+        (changed(routes__0__methods=["Propfind"]), "routes[0].methods[0]", "write 'PROPFIND'"),
+        (changed(routes__0__methods=["GE T"]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=[""]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=["GET/1"]), "routes[0].methods[0]", "RFC 9110"),
+        (changed(routes__0__methods=[7]), "routes[0].methods[0]", "expected a string"),
         (changed(routes__0__methods=[]), "routes[0].methods", "needs at least 1 item"),
         (
             changed(routes__0__require={"scopes": ['a"b']}),
@@ -208,13 +237,141 @@ def test_specific_problems(tree, path, fragment):
     assert fragment in found[path], found[path]
 
 
+@pytest.mark.parametrize(
+    ("require", "key"),
+    [
+        ({"any_scopes": []}, "any_scopes"),
+        ({"any_roles": []}, "any_roles"),
+        ({"issuers": []}, "issuers"),
+        ({"scopes": []}, "scopes"),
+        ({"roles": []}, "roles"),
+        ({"claims": {}}, "claims"),
+        ({"scopes": ["admin"], "any_scopes": []}, "any_scopes"),
+    ],
+)
+def test_empty_conditions_are_refused(require, key):
+    """Found in review: an empty "at least one of" list (`any_scopes: []`) passed `check` and
+    then allowed any valid token; an empty all-of list or claims mapping is no condition
+    either. Each is an error at its path that says how to write what was meant."""
+    found = problems(changed(routes__0__require=require))
+    path = f"routes[0].require.{key}"
+    assert set(found) == {path}, found
+    assert "remove the key" in found[path]
+    assert "require: {}" in found[path]
+
+
+def test_a_route_that_lists_get_covers_head():
+    """RFC 9110 §9.3.2: HEAD is GET without the body, and upstream frameworks run the GET
+    handler for it; so a route listing GET must not let HEAD fall through to a later route."""
+    tree = changed(routes__0__methods=["GET", "POST"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"GET", "HEAD", "POST"}
+    tree = changed(routes__0__methods=["POST"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"POST"}
+    tree = changed(routes__0__methods=["HEAD"])
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == {"HEAD"}
+
+
+def test_any_rfc9110_method_token_can_be_listed():
+    """Found in review: only 8 methods could be written, so PROPFIND, PURGE, MKCOL, REPORT,
+    SEARCH... could never be restricted and fell through to a public catch-all."""
+    methods = ["PROPFIND", "PROPPATCH", "MKCOL", "PURGE", "REPORT", "SEARCH", "M-SEARCH", "QUERY"]
+    tree = changed(routes__0__methods=methods)
+    assert compile_settings(validate_tree(tree)).routes.routes[0].methods == set(methods)
+
+
+def test_deny_routes_compile_to_neither_public_nor_protected():
+    tree = changed(
+        routes=[
+            {"name": "no-delete", "path": "/api/**", "methods": ["DELETE"], "deny": True},
+            {"name": "api", "path": "/api/**", "require": {}},
+            {"name": "deny-rest", "path": "/**", "deny": True},
+        ]
+    )
+    no_delete, api, rest = compile_settings(validate_tree(tree)).routes.routes
+    assert (no_delete.is_deny, no_delete.is_public, no_delete.methods) == (True, False, {"DELETE"})
+    assert (rest.is_deny, rest.is_public, rest.requirement) == (True, False, None)
+    assert (api.is_deny, api.is_public) == (False, False)
+    # `deny: false` is an ordinary route: it still needs `require` or `public: true`.
+    found = problems(changed(routes__0__deny=False, routes__0__require=None))
+    assert "or `deny: true` to refuse" in found["routes[0].require"]
+
+
 def test_duplicates_are_named():
     tree = changed()
     tree["issuers"].append(dict(tree["issuers"][0]))
-    assert "duplicate name 'local' in issuers[0] and issuers[1]" in problems(tree)["issuers"]
+    found = problems(tree)
+    assert set(found) == {"issuers[1].name", "issuers[1].issuer"}
+    assert "duplicate name 'local' (issuers[0] has it too)" in found["issuers[1].name"]
     tree = changed()
-    tree["routes"].append(dict(tree["routes"][0]))
-    assert "duplicate name 'api'" in problems(tree)["routes"]
+    tree["routes"].append(dict(tree["routes"][0], path="/API/**"))
+    found = problems(tree)
+    assert set(found) == {"routes[1].name", "routes[1].path"}
+    assert "duplicate name 'api'" in found["routes[1].name"]
+    assert "only in letter case" in found["routes[1].path"]
+
+
+def test_cross_item_problems_are_reported_together_with_every_other_problem():
+    """Found in review: duplicate names were list validators, which pydantic skips when any
+    item of the list is invalid: they surfaced only once everything else was fixed."""
+    tree = changed(issuers__0__algorithms=["none"], routes__0__require={"any_scopes": []})
+    tree["issuers"].append(dict(MINIMAL["issuers"][0], leeway_seconds=-1))
+    tree["routes"].append({"name": "api", "path": "/API/**", "methods": ["get"], "require": {}})
+    tree["routes"].append({"name": "x", "path": "/x"})  # invalid: neither require nor public
+    tree["routes"].append({"name": ["not", "a", "name"], "path": 5})  # garbage is tolerated
+    tree["issuers"].append("garbage")
+    found = problems(tree)
+    for path in (
+        "issuers[0].algorithms[0]", "issuers[1].leeway_seconds", "issuers[1].name",
+        "issuers[1].issuer", "routes[0].require.any_scopes", "routes[1].name", "routes[1].path",
+        "routes[1].methods[0]", "routes[2].require", "routes[3].name", "routes[3].path",
+        "issuers[2]",
+    ):  # fmt: skip
+        assert path in found, (path, found)
+
+
+def test_compile_settings_checks_across_items_too():
+    """A model validated without validate_tree still never reaches the runtime with two
+    issuers of one `iss` (the second policy would silently replace the first)."""
+    from m2mgate.config.schema import ConfigSchema
+
+    tree = changed()
+    tree["issuers"].append(dict(tree["issuers"][0], name="other"))
+    with pytest.raises(ConfigError) as caught:
+        compile_settings(ConfigSchema.model_validate(tree))
+    assert [where for where, _ in caught.value.problems] == ["issuers[1].issuer"]
+
+
+@pytest.mark.parametrize(
+    ("listen", "admin_listen", "clash"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1:8080", True),
+        ("0.0.0.0:8080", "127.0.0.1:8080", True),
+        ("127.0.0.1:8080", "0.0.0.0:8080", True),
+        ("[::]:8080", "10.0.0.1:8080", True),
+        ("[::1]:8080", "[0:0:0:0:0:0:0:1]:8080", True),
+        ("localhost:8080", "127.0.0.1:8080", True),
+        ("LOCALHOST:8080", "[::1]:8080", True),
+        ("127.0.0.1:9901", None, True),  # admin_listen's default is 127.0.0.1:9901
+        (None, "127.0.0.1:8080", True),  # listen's default is 127.0.0.1:8080
+        ("127.0.0.1:0", "127.0.0.1:0", False),  # port 0: each gets a free port
+        ("127.0.0.1:8080", "127.0.0.1:9901", False),
+        ("127.0.0.1:8080", "127.0.0.2:8080", False),
+        ("10.0.0.1:8080", "10.0.0.2:8080", False),
+        ("nonsense", "127.0.0.1:8080", False),  # `listen` has its own error
+    ],
+)
+def test_listen_and_admin_listen_must_not_be_the_same_socket(listen, admin_listen, clash):
+    """Found in review: `admin_listen` equal to `listen` passed check (and failed at start)."""
+    tree = changed()
+    for key, value in (("listen", listen), ("admin_listen", admin_listen)):
+        if value is not None:
+            tree[key] = value
+    found = cross_item_problems(
+        tree, {"listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901"}
+    )
+    assert ("admin_listen" in dict(found)) is clash, found
+    if clash:
+        assert "the same socket as listen" in problems(tree)["admin_listen"]
 
 
 def test_insecure_http_is_an_explicit_opt_in():
