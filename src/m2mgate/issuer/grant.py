@@ -109,8 +109,9 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 def _requested_scopes(scope: str | None) -> tuple[str, ...] | None:
     if scope is None:
         return None
-    scopes = tuple(dict.fromkeys(scope.split()))
-    return scopes
+    # RFC 6749 §3.3: SP-separated, as the gateway reads scopes (auth/claims.py): any other
+    # whitespace stays inside a scope-token, which no client is allowed.
+    return tuple(dict.fromkeys(item for item in scope.split(" ") if item))
 
 
 def _requested_audience(params: Mapping[str, str]) -> str | None:

@@ -127,3 +127,10 @@ def test_inactive_client_is_refused():
     with pytest.raises(OAuthError) as caught:
         decide(client=inactive)
     assert caught.value.error == "invalid_grant"
+
+
+def test_requested_scopes_are_separated_by_sp_only():
+    from m2mgate.issuer.grant import _requested_scopes
+
+    assert _requested_scopes("a  b a") == ("a", "b")
+    assert _requested_scopes("read:data\u00a0admin") == ("read:data\u00a0admin",)
