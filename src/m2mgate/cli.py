@@ -193,6 +193,28 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            # Surface a closed stdout here, not in the interpreter's last flush (which would
+            # print "Exception ignored ... BrokenPipeError" and exit 120).
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """`m2mgate token ... | head -c 40`: the reader left. The Python docs' recipe (signal
+    module, "Note on SIGPIPE"): point stdout at /dev/null so nothing else fails writing it,
+    no traceback, exit 1."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _run,
