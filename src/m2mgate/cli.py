@@ -33,6 +33,7 @@ from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
+from m2mgate.server.binding import CannotListen
 from m2mgate.server.workers import Supervisor, WorkersFailed, write_worker_report
 from m2mgate.token_client import ClientCredentials, TokenError, get_token
 
@@ -296,15 +297,10 @@ def _run(args: argparse.Namespace) -> int:
         # (bench/RESULTS.md). The test suite's in-process gateways use asyncio's loop; the
         # subprocess tests (run, --workers, demo) run this one.
         uvloop.run(_serve(settings, path, args.watch, worker))
-    except OSError as error:
-        # A port in use, an address not on this host, no permission: an operator's error,
-        # said in one line, not a traceback.
-        print(f"m2mgate run: cannot listen: {error.strerror or error}", file=sys.stderr)
-        print(
-            f"  listen: {settings.listen}, admin_listen: {settings.admin_listen}", file=sys.stderr
-        )
-        return 1
-    except WorkersFailed as error:
+    except (CannotListen, WorkersFailed, OSError) as error:
+        # A port in use, an address not on this host, a worker that cannot start: one line
+        # saying which and why (CannotListen names the address), never a traceback, and no
+        # other OSError blamed on a listener.
         print(f"m2mgate run: {error}", file=sys.stderr)
         return 1
     return 0
@@ -344,11 +340,7 @@ async def _serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    try:
-        await gateway.start()
-    except BaseException:
-        await gateway.stop()  # release what did start (the key fetch session, a listener)
-        raise
+    await gateway.start()  # a failed start has released what it opened, and logged nothing
     freeze_startup_objects()
     if worker is not None:
         host, port = gateway.admin_address
@@ -457,6 +449,9 @@ def _run_until_signal(start: Callable[[], Coroutine[Any, Any, None]]) -> int:
 
     try:
         asyncio.run(main())
+    except CannotListen as error:  # the demo's gateway ports
+        print(f"m2mgate: {error}", file=sys.stderr)
+        return 1
     except OSError as error:  # a port in use, most often
         print(f"m2mgate: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -43,6 +43,7 @@ from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.observability.logging import build_logger
 from m2mgate.observability.metrics_merge import merge_expositions
+from m2mgate.server.binding import binding
 
 _READY_TIMEOUT_SECONDS = 60.0
 _SCRAPE_TIMEOUT_SECONDS = 5.0
@@ -98,7 +99,15 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
-        self._listen, holder = resolve_listen(self.settings.listen)
+        # Both addresses are bound before any worker starts: a port in use is then one
+        # CannotListen and nothing else (no worker started, drained and stopped around it).
+        with binding("listen", self.settings.listen):
+            self._listen, holder = resolve_listen(self.settings.listen)
+        try:
+            await self._serve_admin()
+        except BaseException:
+            holder.close()
+            raise
         self._http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_SECONDS)
         )
@@ -107,7 +116,6 @@ class Supervisor:
                 await self._spawn(worker)
             await self._wait_started()
             holder.close()  # every worker has bound the port now
-            await self._serve_admin()
             self.log.info(
                 "workers_started",
                 workers=len(self.workers),
@@ -272,12 +280,16 @@ class Supervisor:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/healthz", self._healthz)
-        self._admin_runner = web.AppRunner(app, access_log=None)
-        await self._admin_runner.setup()
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
         address = self.settings.admin_listen
-        await web.TCPSite(
-            self._admin_runner, address.host, address.port, reuse_address=True
-        ).start()
+        try:
+            with binding("admin_listen", address):
+                await web.TCPSite(runner, address.host, address.port, reuse_address=True).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._admin_runner = runner
 
 
 def _die_with_parent() -> None:
