@@ -34,7 +34,8 @@ from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
 from m2mgate.server.binding import CannotListen
-from m2mgate.server.workers import Supervisor, WorkersFailed, write_worker_report
+from m2mgate.server.worker_report import send_report
+from m2mgate.server.workers import Supervisor, WorkersFailed
 from m2mgate.token_client import ClientCredentials, TokenError, get_token
 
 CONFIG_ENV = "M2MGATE_CONFIG"
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Internal: how the supervisor of `--workers N` starts each worker.
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     run.add_argument("--worker-listen", help=argparse.SUPPRESS)
-    run.add_argument("--worker-report", type=Path, help=argparse.SUPPRESS)
+    run.add_argument("--worker-report-fd", type=int, help=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check",
@@ -286,11 +287,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.workers > 1 and args.worker_index is None:
             return asyncio.run(Supervisor(settings, path, args.workers, args.watch).run())
         worker = None
-        if args.worker_index is not None and args.worker_listen and args.worker_report:
+        if (
+            args.worker_index is not None
+            and args.worker_listen
+            and args.worker_report_fd is not None
+        ):
             worker = (
                 args.worker_index,
                 parse_listen_address(args.worker_listen),
-                args.worker_report,
+                args.worker_report_fd,
             )
         # The gateway (one process, or one worker) runs on uvloop, a C event loop: 6-8% more
         # requests per second and 7% less CPU per request than asyncio's, in alternating runs
@@ -320,7 +325,7 @@ async def _serve(
     settings: Settings,
     path: Path,
     watch: bool,
-    worker: tuple[int, ListenAddress, Path] | None = None,
+    worker: tuple[int, ListenAddress, int] | None = None,
 ) -> None:
     gateway = Gateway(
         settings,
@@ -344,7 +349,7 @@ async def _serve(
     freeze_startup_objects()
     if worker is not None:
         host, port = gateway.admin_address
-        write_worker_report(worker[2], worker[0], f"{host}:{port}")
+        send_report(worker[2], worker[0], f"{host}:{port}")
     watcher = loop.create_task(gateway.watch_config()) if watch else None
     try:
         await stop.wait()

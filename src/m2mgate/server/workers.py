@@ -6,7 +6,8 @@ One Python process uses one core; a sidecar with more CPU runs N workers:
   the same port.
 - **Each worker is a whole gateway**: its own key caches (JWKS fetched per worker), its own
   token cache, pool and reload. Its admin listener is on a loopback port only this supervisor
-  uses.
+  uses; the worker reports that port through an inherited pipe (worker_report.py), so
+  `--workers` writes no file and runs on a read-only root filesystem.
 - **The admin port** is served here. `/metrics` merges the workers' metrics
   (observability/metrics_merge.py) and adds `m2mgate_workers` and
   `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every worker is ready.
@@ -29,7 +30,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from m2mgate.config.compiling import Settings
 from m2mgate.observability.logging import build_logger
 from m2mgate.observability.metrics_merge import merge_expositions
 from m2mgate.server.binding import binding
+from m2mgate.server.worker_report import read_report, report_pipe
 
 _READY_TIMEOUT_SECONDS = 60.0
 _SCRAPE_TIMEOUT_SECONDS = 5.0
@@ -57,9 +58,10 @@ class WorkersFailed(Exception):
 @dataclass
 class Worker:
     index: int
-    report: Path
     process: asyncio.subprocess.Process | None = None
-    admin: str | None = None  # "127.0.0.1:port" once the worker has started
+    admin: str | None = None  # "127.0.0.1:port" once the worker has reported
+    # The worker's report (worker_report.py): its admin address, or None if it exited first.
+    reported: asyncio.Task[str | None] | None = field(default=None, repr=False)
     restarts: int = 0
     backoff: float = 1.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -86,8 +88,7 @@ class Supervisor:
         self.config_path = config_path
         self.watch = watch
         self.log = build_logger(None, settings.log_level)
-        self._dir = Path(tempfile.mkdtemp(prefix="m2mgate-workers-"))
-        self.workers = [Worker(i, self._dir / f"worker-{i}.json") for i in range(workers)]
+        self.workers = [Worker(i) for i in range(workers)]
         self._stopping = False
         self._listen: ListenAddress | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -111,11 +112,13 @@ class Supervisor:
         self._http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_SECONDS)
         )
+        started = False
         try:
             for worker in self.workers:
                 await self._spawn(worker)
             await self._wait_started()
             holder.close()  # every worker has bound the port now
+            started = True
             self.log.info(
                 "workers_started",
                 workers=len(self.workers),
@@ -126,29 +129,49 @@ class Supervisor:
             await stop.wait()
         finally:
             holder.close()
-            await self._stop()
+            await self._stop(log=started)  # a start that failed says so once, in the CLI
         return 0
 
     # --- workers --------------------------------------------------------------------------
 
     async def _spawn(self, worker: Worker) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            worker.report.unlink()
         worker.admin = None
         if self._listen is None:
             raise RuntimeError("the listen address is resolved before any worker starts")
+        read_fd, write_fd = report_pipe()
         command = [
             sys.executable, "-m", "m2mgate", "run", "--config", str(self.config_path),
             "--worker-index", str(worker.index), "--worker-listen", str(self._listen),
-            "--worker-report", str(worker.report),
+            "--worker-report-fd", str(write_fd),
         ]  # fmt: skip
         if self.watch:
             command.append("--watch")
-        # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
-        worker.process = await asyncio.create_subprocess_exec(*command, preexec_fn=_die_with_parent)
-        worker.watcher = asyncio.get_running_loop().create_task(self._watch(worker))
+        try:
+            # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
+            worker.process = await asyncio.create_subprocess_exec(
+                *command, pass_fds=(write_fd,), preexec_fn=_die_with_parent
+            )
+        except OSError as error:
+            os.close(read_fd)
+            raise WorkersFailed(f"cannot start worker {worker.index}: {error}") from error
+        finally:
+            os.close(write_fd)  # the worker holds its own copy: its exit closes the pipe
+        loop = asyncio.get_running_loop()
+        worker.reported = loop.create_task(self._receive_report(worker, worker.process, read_fd))
+        worker.watcher = loop.create_task(self._watch(worker))
+
+    async def _receive_report(
+        self, worker: Worker, process: asyncio.subprocess.Process, read_fd: int
+    ) -> str | None:
+        report = await read_report(read_fd)
+        admin = report.get("admin") if report is not None else None
+        if not isinstance(admin, str) or worker.process is not process:
+            return None
+        worker.admin = admin
+        return admin
 
     async def _watch(self, worker: Worker) -> None:
+        """Start the worker again when it exits (unless the supervisor is stopping)."""
         process = worker.process
         if process is None:
             return
@@ -162,39 +185,44 @@ class Supervisor:
             code=code,
             restart_in=worker.backoff,
         )
-        await asyncio.sleep(worker.backoff)
-        worker.backoff = min(worker.backoff * 2, _MAX_BACKOFF_SECONDS)
-        if self._stopping:
+        while not self._stopping:
+            await asyncio.sleep(worker.backoff)
+            worker.backoff = min(worker.backoff * 2, _MAX_BACKOFF_SECONDS)
+            if self._stopping:
+                return
+            try:
+                await self._spawn(worker)  # the new process gets a watcher of its own
+            except WorkersFailed as error:
+                self.log.error(
+                    "worker_start_failed",
+                    worker=worker.index,
+                    detail=str(error),
+                    restart_in=worker.backoff,
+                )
+                continue
+            worker.restarts += 1
             return
-        worker.restarts += 1
-        await self._spawn(worker)
 
     async def _wait_started(self) -> None:
-        deadline = asyncio.get_running_loop().time() + _READY_TIMEOUT_SECONDS
-        while not all(self._admin_of(worker) for worker in self.workers):
-            if asyncio.get_running_loop().time() > deadline:
-                raise WorkersFailed(f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s")
-            for worker in self.workers:
-                if worker.process is not None and worker.process.returncode is not None:
-                    code = worker.process.returncode
-                    raise WorkersFailed(f"worker {worker.index} exited with {code} at start")
-            await asyncio.sleep(0.05)
-
-    def _admin_of(self, worker: Worker) -> str | None:
-        """The worker's admin address, from the report it writes once started."""
-        if worker.admin is None:
-            try:
-                worker.admin = json.loads(worker.report.read_text())["admin"]
-            except (OSError, ValueError, KeyError):
-                return None
-        return worker.admin
+        """Every worker's report, or the reason there is none."""
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_SECONDS):
+                for worker in self.workers:
+                    if worker.reported is not None and await worker.reported is not None:
+                        continue
+                    code = await worker.process.wait() if worker.process is not None else None
+                    raise WorkersFailed(f"worker {worker.index} exited with status {code} at start")
+        except TimeoutError:
+            raise WorkersFailed(
+                f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s"
+            ) from None
 
     def _forward(self, signum: int) -> None:
         for worker in self.workers:
             if worker.running and worker.process is not None:
                 worker.process.send_signal(signum)
 
-    async def _stop(self) -> None:
+    async def _stop(self, *, log: bool = True) -> None:
         self._stopping = True
         self._forward(signal.SIGTERM)
         grace = self.settings.shutdown_grace_seconds + 5
@@ -206,23 +234,21 @@ class Supervisor:
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
-            if worker.watcher is not None:
-                worker.watcher.cancel()
+        tasks = [t for w in self.workers for t in (w.watcher, w.reported) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         if self._http is not None:
             await self._http.close()
-        for worker in self.workers:
-            with contextlib.suppress(FileNotFoundError):
-                worker.report.unlink()
-        with contextlib.suppress(OSError):
-            self._dir.rmdir()
-        self.log.info("stopped")
+        if log:
+            self.log.info("stopped")
 
     # --- admin ----------------------------------------------------------------------------
 
     async def _scrape(self, worker: Worker, path: str) -> tuple[int, str] | None:
-        admin = self._admin_of(worker) if worker.running else None
+        admin = worker.admin if worker.running else None
         if admin is None or self._http is None:
             return None
         try:
@@ -300,10 +326,3 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def write_worker_report(path: Path, index: int, admin: str) -> None:
-    """Called by a worker once it serves: tells the supervisor where its admin port is."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"index": index, "pid": os.getpid(), "admin": admin}))
-    temporary.replace(path)  # atomic: the supervisor never reads half a file
