@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -41,6 +41,23 @@ class Tree:
         async with http.get(f"http://{admin or f'127.0.0.1:{self.admin}'}/metrics") as response:
             assert response.status == 200
             return await response.text()
+
+    async def merged_metrics_once(
+        self,
+        http: aiohttp.ClientSession,
+        condition: Callable[[str], bool],
+        seen: list[str] | None = None,
+    ) -> str:
+        """The merged /metrics, polled until `condition` holds (each text appended to
+        `seen`); the supervisor serves background scrapes, about a second apart."""
+        for _ in range(200):
+            text = await self.metrics(http)
+            if seen is not None:
+                seen.append(text)
+            if condition(text):
+                return text
+            await asyncio.sleep(0.05)
+        raise AssertionError("the merged metrics never met the condition")
 
     async def wait_ready(self, http: aiohttp.ClientSession, pids: set[int] | None = None) -> dict:
         for _ in range(400):
@@ -112,8 +129,10 @@ async def test_two_workers_share_the_port_and_one_admin_port(tree, mint):
             for w in workers
         ]
         assert all(count > 0 for count in per_worker), per_worker  # both served (SO_REUSEPORT)
-        merged = await tree.metrics(http)
-        assert metric(merged, "m2mgate_requests_total", route="user") == 200 == sum(per_worker)
+        assert sum(per_worker) == 200
+        merged = await tree.merged_metrics_once(
+            http, lambda text: metric(text, "m2mgate_requests_total", route="user") == 200
+        )  # served from the background scrapes: up to a scrape interval behind
         assert metric(merged, "m2mgate_workers") == 2
         assert metric(merged, "m2mgate_jwks_ready", issuer="local") == 1
         assert metric(merged, "m2mgate_request_duration_seconds_count", route="user") == 200
@@ -148,6 +167,51 @@ async def test_two_workers_share_the_port_and_one_admin_port(tree, mint):
     assert "unhandled_error" not in names
     served = {e.get("worker") for e in events if e["event"] == "request"}
     assert served == {0, 1}  # every worker line says which worker wrote it
+
+
+async def test_merged_counters_never_go_backwards_when_a_worker_dies(tree, mint):
+    """#8: SIGKILL one of two workers and m2mgate_requests_total went 20 -> 11, which
+    Prometheus reads as a counter reset (rate() lies). The dead worker's counters are kept."""
+    total = 40
+    async with aiohttp.ClientSession() as http:
+        body = await tree.wait_ready(http)
+        token = mint()
+        assert {await fresh_connection_get(tree.port, token) for _ in range(total)} == {200}
+        served = {
+            w["pid"]: metric(await tree.metrics(http, w["admin"]), "m2mgate_requests_total")
+            for w in body["workers"]
+        }
+        victim = max(served, key=lambda pid: served[pid])
+        assert 0 < served[victim] < total  # both served some (SO_REUSEPORT), this one too
+
+        def requests(text: str) -> float:
+            return metric(text, "m2mgate_requests_total", route="user")
+
+        # Once the merged /metrics shows them all, a background scrape has seen them.
+        await tree.merged_metrics_once(http, lambda text: requests(text) == total)
+        os.kill(victim, signal.SIGKILL)
+        values = [float(total)]
+        for _ in range(200):  # through the death, the backoff (1 s) and the restart
+            after = await tree.metrics(http)
+            values.append(requests(after))
+            assert values == sorted(values), f"m2mgate_requests_total went backwards: {values}"
+            # Each worker fetched the JWKS once. 3 counted = the dead worker's (kept), the
+            # survivor's, and the restarted worker's, whose metrics are in the merge now.
+            if (
+                metric(after, "m2mgate_jwks_fetches_total", result="ok") == 3
+                and metric(after, "m2mgate_workers") == 2
+            ):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the restarted worker's metrics never joined the merge")
+    assert requests(after) == total
+    assert metric(after, "m2mgate_request_duration_seconds_count", route="user") == total
+    assert metric(after, "m2mgate_request_duration_seconds_bucket", route="user", le="+Inf") == (
+        total
+    )
+    assert metric(after, "m2mgate_worker_restarts_total") == 1
+    assert metric(after, "m2mgate_requests_in_flight") == 0  # gauges: the running workers'
 
 
 def test_workers_must_be_a_small_positive_number():

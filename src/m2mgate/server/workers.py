@@ -8,9 +8,11 @@ One Python process uses one core; a sidecar with more CPU runs N workers:
   token cache, pool and reload. Its admin listener is on a loopback port only this supervisor
   uses; the worker reports that port through an inherited pipe (worker_report.py), so
   `--workers` writes no file and runs on a read-only root filesystem.
-- **The admin port** is served here. `/metrics` merges the workers' metrics
-  (observability/metrics_merge.py) and adds `m2mgate_workers` and
-  `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every worker is ready.
+- **The admin port** is served here. `/metrics` merges the workers' metrics, scraped in the
+  background about once a second (worker_metrics.py, observability/metrics_merge.py); the
+  counters of a worker that died are kept, so merged counters never go backwards. It adds
+  `m2mgate_workers` and `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every
+  worker is ready.
   `/healthz` is 200 while every worker process runs.
 - **Signals.** SIGHUP is passed to every worker (each reloads; `--watch` watches in each).
   SIGTERM/SIGINT: the admin port reports draining, every worker drains (its own grace
@@ -42,12 +44,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.observability.logging import build_logger
-from m2mgate.observability.metrics_merge import merge_expositions
 from m2mgate.server.binding import binding
+from m2mgate.server.worker_metrics import WorkerMetrics
 from m2mgate.server.worker_report import read_report, report_pipe
 
 _READY_TIMEOUT_SECONDS = 60.0
 _SCRAPE_TIMEOUT_SECONDS = 5.0
+# How often each worker's /metrics is read. A worker that crashes loses what it counted since
+# its last scrape (worker_metrics.py): this is that bound.
+METRICS_INTERVAL_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -93,6 +98,8 @@ class Supervisor:
         self._listen: ListenAddress | None = None
         self._admin_runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        self.metrics = WorkerMetrics(workers)
+        self._scrapers: list[asyncio.Task[None]] = []
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -119,6 +126,11 @@ class Supervisor:
             await self._wait_started()
             holder.close()  # every worker has bound the port now
             started = True
+            # One scrape now, so /metrics has every worker from the first request on.
+            await asyncio.gather(*(self._scrape_metrics(w) for w in self.workers))
+            self._scrapers = [
+                loop.create_task(self._scrape_metrics_forever(w)) for w in self.workers
+            ]
             self.log.info(
                 "workers_started",
                 workers=len(self.workers),
@@ -178,6 +190,9 @@ class Supervisor:
         code = await process.wait()
         if self._stopping:
             return
+        # Before anything awaits: the dead worker's counters move to the retained baseline in
+        # the same step that drops its last scrape, so no /metrics sees both, or neither.
+        self.metrics.retire(worker.index)
         self.log.warning(
             "worker_exited",
             worker=worker.index,
@@ -235,6 +250,7 @@ class Supervisor:
                 worker.process.kill()
                 await worker.process.wait()
         tasks = [t for w in self.workers for t in (w.watcher, w.reported) if t is not None]
+        tasks.extend(self._scrapers)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -257,17 +273,32 @@ class Supervisor:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
+    async def _scrape_metrics_forever(self, worker: Worker) -> None:
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL_SECONDS)
+            await self._scrape_metrics(worker)
+
+    async def _scrape_metrics(self, worker: Worker) -> None:
+        process = worker.process
+        if process is None or process.returncode is not None:
+            return
+        found = await self._scrape(worker, "/metrics")
+        if worker.process is not process or process.returncode is not None:
+            # It exited meanwhile: it is retired (or about to be) with its earlier scrape,
+            # and this one belongs to no running process.
+            return
+        self.metrics.scraped(worker.index, found[1] if found and found[0] == 200 else None)
+
     async def _metrics(self, _: web.Request) -> web.Response:
-        scraped = await asyncio.gather(*(self._scrape(w, "/metrics") for w in self.workers))
+        # Served from the background scrapes, never from a scrape of its own: every counter
+        # served is one the book holds, so a worker's death cannot take back what was shown.
         running = GaugeMetricFamily("m2mgate_workers", "Worker processes running now.")
         running.add_metric([], sum(1 for w in self.workers if w.running))
         restarts = CounterMetricFamily(
             "m2mgate_worker_restarts", "Workers started again after exiting unexpectedly."
         )
         restarts.add_metric([], sum(w.restarts for w in self.workers))
-        texts = [text for found in scraped if found is not None for text in (found[1],)]
-        body = merge_expositions(texts, extra=(running, restarts))
-        response = web.Response(body=body)
+        response = web.Response(body=self.metrics.exposition(extra=(running, restarts)))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
