@@ -44,7 +44,10 @@ from m2mgate.server.runtime import Runtime
 _WATCH_INTERVAL_SECONDS = 1.0
 _ACCESS_LOG_BATCH = 64
 _ACCESS_LOG_FLUSH_SECONDS = 0.1  # the most a request line waits before it is written
-_RESTART_ONLY = ("listen", "admin_listen", "listener", "shutdown_grace_seconds", "log_level")
+_RESTART_ONLY = (
+    "listen", "admin_listen", "listener", "shutdown_grace_seconds", "shutdown_delay_seconds",
+    "log_level",
+)  # fmt: skip
 
 
 class Gateway:
@@ -266,6 +269,24 @@ class Gateway:
         except TimeoutError:
             return False
         return True
+
+    async def shut_down(self, skip_delay: asyncio.Event) -> None:
+        """SIGTERM: /readyz answers 503 at once, but the gateway goes on accepting and serving
+        for `shutdown_delay_seconds`, then drains (stop). Why: load balancers take a while
+        to see a pod leave (Kubernetes removes the endpoint, then kube-proxy and ingresses
+        catch up); a listener closed at once refuses the clients still routed here during a
+        rolling update. `skip_delay` set (a second signal) ends the delay early."""
+        self._draining = True  # /readyz answers 503 from now on
+        delay = self.settings.shutdown_delay_seconds
+        if delay > 0 and not skip_delay.is_set():
+            self.log.info("shutdown_delay", delay_seconds=delay)
+            try:
+                await asyncio.wait_for(skip_delay.wait(), delay)
+            except TimeoutError:
+                pass
+            else:
+                self.log.info("shutdown_delay_skipped")
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop accepting, drain in-flight requests (bounded by the grace period), close."""

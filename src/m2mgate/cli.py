@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="serve the gateway",
-        description="Serve the gateway. SIGTERM/SIGINT stop accepting connections, drain "
-        "in-flight requests (up to shutdown_grace_seconds) and exit 0. SIGHUP reloads the "
+        description="Serve the gateway. SIGTERM/SIGINT: /readyz answers 503 at once; after "
+        "shutdown_delay_seconds (default 0; a second signal skips it) the gateway stops "
+        "accepting connections, drains in-flight requests (up to shutdown_grace_seconds) and "
+        "exits 0. SIGHUP reloads the "
         "config: a valid file is swapped in atomically, an invalid one is refused (every "
         "problem logged) and the old config keeps serving.",
     )
@@ -356,7 +358,8 @@ async def _serve(
     finally:
         if watcher is not None:
             watcher.cancel()
-        await gateway.stop()
+        stop.clear()  # from now on, a second SIGTERM/SIGINT skips the shutdown delay
+        await gateway.shut_down(skip_delay=stop)
 
 
 # --- explain -------------------------------------------------------------------------------------

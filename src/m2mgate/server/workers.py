@@ -15,8 +15,10 @@ One Python process uses one core; a sidecar with more CPU runs N workers:
   worker is ready.
   `/healthz` is 200 while every worker process runs.
 - **Signals.** SIGHUP is passed to every worker (each reloads; `--watch` watches in each).
-  SIGTERM/SIGINT: the admin port reports draining, every worker drains (its own grace
-  period), the supervisor exits 0.
+  SIGTERM/SIGINT: the admin port reports draining at once, every worker waits its
+  `shutdown_delay_seconds` still serving, then drains (its own grace period), and the
+  supervisor exits 0. A second SIGTERM/SIGINT is passed on: the workers skip the rest of
+  the delay.
 - **A worker that dies** is logged and started again (backoff 1 s, doubling up to 30 s).
 
 The supervisor does no request work. Its only network I/O is the admin port and loopback
@@ -105,7 +107,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, self._stop_signal, stop)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         # Both addresses are bound before any worker starts: a port in use is then one
         # CannotListen and nothing else (no worker started, drained and stopped around it).
@@ -232,6 +234,15 @@ class Supervisor:
                 f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s"
             ) from None
 
+    def _stop_signal(self, stop: asyncio.Event) -> None:
+        if self._stopping:
+            # A second SIGTERM/SIGINT: pass it on, so each worker skips the rest of its
+            # shutdown delay and drains now.
+            self._forward(signal.SIGTERM)
+        else:
+            self._stopping = True  # /readyz answers 503 from now on
+            stop.set()
+
     def _forward(self, signum: int) -> None:
         for worker in self.workers:
             if worker.running and worker.process is not None:
@@ -239,8 +250,9 @@ class Supervisor:
 
     async def _stop(self, *, log: bool = True) -> None:
         self._stopping = True
-        self._forward(signal.SIGTERM)
-        grace = self.settings.shutdown_grace_seconds + 5
+        self._forward(signal.SIGTERM)  # each worker: not ready, its delay, then its drain
+        settings = self.settings
+        grace = settings.shutdown_delay_seconds + settings.shutdown_grace_seconds + 5
         for worker in self.workers:
             if worker.process is None:
                 continue
