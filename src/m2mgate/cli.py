@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Get an access token (RFC 6749 §4.4) and print it on stdout. The token "
         "endpoint is found by discovery from --issuer unless --token-endpoint is given. "
         f"The secret comes from --client-secret, --client-secret-file, ${SECRET_ENV}, or a "
-        "prompt. Exit status: 0 ok, 1 the server refused (its OAuth error on stderr).",
+        "prompt. Exit status: 0 ok, 1 the server refused (its OAuth error on stderr), 2 usage "
+        "(a missing or conflicting option, no secret).",
     )
     token.add_argument("--issuer", help="issuer URL (discovery finds the token endpoint)")
     token.add_argument("--token-endpoint", help="token endpoint URL (skips discovery)")
