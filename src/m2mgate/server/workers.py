@@ -83,9 +83,13 @@ def resolve_listen(address: ListenAddress) -> tuple[ListenAddress, socket.socket
     socket is held until the workers have bound the same port, then closed."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((address.host, address.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address.host, address.port))
+    except OSError:
+        sock.close()  # a port in use: the caller reports it, nothing is left open
+        raise
     return ListenAddress(address.host, int(sock.getsockname()[1])), sock
 
 
