@@ -56,6 +56,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def fresh_shell_env(home: Path) -> dict[str, str]:
+    env = {"PATH": FRESH_PATH, "HOME": str(home)}
+    if os.environ.get("PYTHONPATH"):  # a worktree's sources, as this test run uses them
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(part) for part in os.environ["PYTHONPATH"].split(os.pathsep)
+        )  # absolute: the shell runs in another directory
+    return env
+
+
 def same_run(text: str) -> str:
     text = text.replace("\r\n", "\n")  # curl -i prints the head as it came: CRLF
     for pattern, replacement in _RUN_TO_RUN:
@@ -99,11 +108,8 @@ async def test_the_readme_walkthrough_runs_in_a_fresh_shell_and_prints_what_it_s
             assert line, "the demo exited before printing its instructions"
             if line.startswith(b"Stop with Ctrl-C."):
                 break
-        env = {"PATH": FRESH_PATH, "HOME": str(tmp_path)}
-        if "PYTHONPATH" in os.environ:  # a worktree's sources, as the test run uses them
-            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         shell = await asyncio.create_subprocess_exec(
-            "bash", "-c", script, cwd=clone, env=env,
+            "bash", "-c", script, cwd=clone, env=fresh_shell_env(tmp_path),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(shell.communicate(), 60)
