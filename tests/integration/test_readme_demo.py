@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pythonpath import absolute_pythonpath
+
 ROOT = Path(__file__).resolve().parents[2]
 FRESH_PATH = "/usr/bin:/bin"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "m2mgate"  # what scripts/bootstrap installs
@@ -59,9 +61,7 @@ def free_port() -> int:
 def fresh_shell_env(home: Path) -> dict[str, str]:
     env = {"PATH": FRESH_PATH, "HOME": str(home)}
     if os.environ.get("PYTHONPATH"):  # a worktree's sources, as this test run uses them
-        env["PYTHONPATH"] = os.pathsep.join(
-            os.path.abspath(part) for part in os.environ["PYTHONPATH"].split(os.pathsep)
-        )  # absolute: the shell runs in another directory
+        env["PYTHONPATH"] = absolute_pythonpath()  # the shell runs in another directory
     return env
 
 

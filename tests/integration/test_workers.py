@@ -24,6 +24,7 @@ import yaml
 from tests.conftest import base_config
 from tests.integration.test_key_lifecycle import metric
 from tests.integration.test_process import free_port
+from tests.support.pythonpath import absolute_pythonpath
 from tests.support.read_only_root import REFUSAL_MARK, read_only_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -293,7 +294,8 @@ def _can_make_a_read_only_root() -> bool:
 async def test_workers_start_and_serve_on_a_really_read_only_root(tmp_path, jwks, upstream, mint):
     prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
               _READ_ONLY_ROOT + ' && exec "$@"', "sh"]  # fmt: skip
-    await start_serve_and_stop(tmp_path, jwks, upstream, mint, prefix, dict(os.environ))
+    env = {**os.environ, "PYTHONPATH": absolute_pythonpath()}
+    await start_serve_and_stop(tmp_path, jwks, upstream, mint, prefix, env)
 
 
 async def test_on_a_read_only_root_a_failure_names_its_real_cause(tmp_path, jwks, upstream):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.pythonpath import absolute_pythonpath
+
 REFUSAL_MARK = "read-only root: refused"
 
 _SITECUSTOMIZE = """
@@ -66,7 +68,7 @@ def read_only_env(directory: Path, *, refuse_spawn: bool = False) -> dict[str, s
     site = directory / "read-only-root-site"
     site.mkdir(parents=True)
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
-    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (str(site), absolute_pythonpath()) if p)
     return {
         **os.environ,
         "PYTHONPATH": path,
