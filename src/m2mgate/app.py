@@ -36,6 +36,7 @@ from m2mgate.observability.logging import AccessLog, build_logger
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
+from m2mgate.server.binding import binding
 from m2mgate.server.handler import ProxyHandler
 from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
 from m2mgate.server.runtime import Runtime
@@ -43,7 +44,10 @@ from m2mgate.server.runtime import Runtime
 _WATCH_INTERVAL_SECONDS = 1.0
 _ACCESS_LOG_BATCH = 64
 _ACCESS_LOG_FLUSH_SECONDS = 0.1  # the most a request line waits before it is written
-_RESTART_ONLY = ("listen", "admin_listen", "listener", "shutdown_grace_seconds", "log_level")
+_RESTART_ONLY = (
+    "listen", "admin_listen", "listener", "shutdown_grace_seconds", "shutdown_delay_seconds",
+    "log_level",
+)  # fmt: skip
 
 
 class Gateway:
@@ -192,13 +196,55 @@ class Gateway:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._jwks_session = new_session()
-        await self._runtime.forwarder.start()
+        """Bind both listeners, then start the background work (key refreshers, the access
+        log flusher). A port in use fails before anything runs: #8 found a failed start that
+        logged `draining` and `stopped`, and a key fetch dying on the closed session, before
+        the real cause. A start that fails releases what it opened, silently, and raises
+        (CannotListen for a listener)."""
+        try:
+            await self._bind()
+        except BaseException:
+            await self._release()
+            raise
         for name in self.key_caches:
             self._start_refresher(name)
+        self._spawn(self._flush_access_log())
+        self.log.info(
+            "started",
+            listen=_format(self.proxy_address),
+            admin_listen=_format(self.admin_address),
+            upstream=self.settings.upstream.url,
+            issuers=list(self.key_caches),
+            routes=[route.name for route in self.settings.routes.routes],
+            config=str(self.config_path) if self.config_path else None,
+        )
+        self._log_config_warnings(self.settings)
+
+    async def _bind(self) -> None:
+        # Neither the fetch session nor the pool does I/O until asked: opening them first
+        # means a request accepted the moment the proxy port binds finds them ready.
+        self._jwks_session = new_session()
+        await self._runtime.forwarder.start()
+        self._admin_runner = web.AppRunner(
+            admin_app(self.metrics.registry, self.key_statuses, lambda: self._draining),
+            access_log=None,
+        )
+        await self._admin_runner.setup()
+        admin = ListenAddress("127.0.0.1", 0) if self._worker_listen else self.settings.admin_listen
+        with binding("admin_listen", admin):
+            await _serve(self._admin_runner, admin)
+        server = self._proxy_server = self._new_proxy_server()
+        self.metrics.watch_in_flight(lambda: server.requests_in_flight)
+        listen = self._worker_listen or self.settings.listen
+        with binding("listen", listen):
+            await server.listen(
+                listen.host, listen.port, reuse_port=self._worker_listen is not None
+            )
+
+    def _new_proxy_server(self) -> HttpServer:
         handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log, self.access_log)
         limits = self.settings.listener
-        server = HttpServer(
+        return HttpServer(
             handler,
             ConnectionLimits(
                 head_timeout_seconds=limits.head_timeout_seconds,
@@ -214,28 +260,6 @@ class Gateway:
                 connection_refused=lambda: self.metrics.client_errors.labels("over_capacity").inc(),
             ),
         )
-        self._proxy_server = server
-        self.metrics.watch_in_flight(lambda: server.requests_in_flight)
-        self._spawn(self._flush_access_log())
-        listen = self._worker_listen or self.settings.listen
-        await server.listen(listen.host, listen.port, reuse_port=self._worker_listen is not None)
-        self._admin_runner = web.AppRunner(
-            admin_app(self.metrics.registry, self.key_statuses, lambda: self._draining),
-            access_log=None,
-        )
-        await self._admin_runner.setup()
-        admin = ListenAddress("127.0.0.1", 0) if self._worker_listen else self.settings.admin_listen
-        await _serve(self._admin_runner, admin)
-        self.log.info(
-            "started",
-            listen=_format(self.proxy_address),
-            admin_listen=_format(self.admin_address),
-            upstream=self.settings.upstream.url,
-            issuers=list(self.key_caches),
-            routes=[route.name for route in self.settings.routes.routes],
-            config=str(self.config_path) if self.config_path else None,
-        )
-        self._log_config_warnings(self.settings)
 
     def _http_error(self, status: int, error: str, request_id: str) -> None:
         """A request the HTTP parser refused (the handler never ran): count and log it once.
@@ -256,18 +280,47 @@ class Gateway:
             return False
         return True
 
+    async def shut_down(self, skip_delay: asyncio.Event) -> None:
+        """SIGTERM: /readyz answers 503 at once, but the gateway goes on accepting and serving
+        for `shutdown_delay_seconds`, then drains (stop). Why: load balancers take a while
+        to see a pod leave (Kubernetes removes the endpoint, then kube-proxy and ingresses
+        catch up); a listener closed at once refuses the clients still routed here during a
+        rolling update. `skip_delay` set (a second signal) ends the delay early."""
+        self._draining = True  # /readyz answers 503 from now on
+        delay = self.settings.shutdown_delay_seconds
+        if delay > 0 and not skip_delay.is_set():
+            self.log.info("shutdown_delay", delay_seconds=delay)
+            try:
+                await asyncio.wait_for(skip_delay.wait(), delay)
+            except TimeoutError:
+                pass
+            else:
+                self.log.info("shutdown_delay_skipped")
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop accepting, drain in-flight requests (bounded by the grace period), close."""
         self._draining = True  # /readyz answers 503 from now on
         self.log.info("draining", grace_seconds=self.settings.shutdown_grace_seconds)
         if self._proxy_server is not None:
             await self._proxy_server.shutdown(self.settings.shutdown_grace_seconds)
+        await self._release()
+        self.access_log.flush()  # every request line is written before the process exits
+        self.log.info("stopped")
+
+    async def _release(self) -> None:
+        """Close whatever is open (tasks, listeners, pool, fetch session); logs nothing.
+        Background tasks go first, so none is left to fail on a closed session with an
+        exception nobody retrieves."""
         tasks = [*self._refreshers.values(), *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._refreshers.clear()
-        self.access_log.flush()  # every request line is written before the process exits
+        for cache in self.key_caches.values():
+            await cache.close()
+        if self._proxy_server is not None and self._proxy_server.is_listening:
+            await self._proxy_server.shutdown(0)  # a start cut short: nothing was served
         await self._runtime.forwarder.close()
         if self._jwks_session is not None:
             await self._jwks_session.close()
@@ -275,7 +328,6 @@ class Gateway:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
-        self.log.info("stopped")
 
     # --- reload ---------------------------------------------------------------------------------
 

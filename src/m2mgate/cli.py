@@ -33,7 +33,9 @@ from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
-from m2mgate.server.workers import Supervisor, WorkersFailed, write_worker_report
+from m2mgate.server.binding import CannotListen
+from m2mgate.server.worker_report import send_report
+from m2mgate.server.workers import Supervisor, WorkersFailed
 from m2mgate.token_client import ClientCredentials, TokenError, get_token
 
 CONFIG_ENV = "M2MGATE_CONFIG"
@@ -57,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="serve the gateway",
-        description="Serve the gateway. SIGTERM/SIGINT stop accepting connections, drain "
-        "in-flight requests (up to shutdown_grace_seconds) and exit 0. SIGHUP reloads the "
+        description="Serve the gateway. SIGTERM/SIGINT: /readyz answers 503 at once; after "
+        "shutdown_delay_seconds (default 0; a second signal skips it) the gateway stops "
+        "accepting connections, drains in-flight requests (up to shutdown_grace_seconds) and "
+        "exits 0. SIGHUP reloads the "
         "config: a valid file is swapped in atomically, an invalid one is refused (every "
         "problem logged) and the old config keeps serving.",
     )
@@ -77,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Internal: how the supervisor of `--workers N` starts each worker.
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     run.add_argument("--worker-listen", help=argparse.SUPPRESS)
-    run.add_argument("--worker-report", type=Path, help=argparse.SUPPRESS)
+    run.add_argument("--worker-report-fd", type=int, help=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check",
@@ -141,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Get an access token (RFC 6749 §4.4) and print it on stdout. The token "
         "endpoint is found by discovery from --issuer unless --token-endpoint is given. "
         f"The secret comes from --client-secret, --client-secret-file, ${SECRET_ENV}, or a "
-        "prompt. Exit status: 0 ok, 1 the server refused (its OAuth error on stderr).",
+        "prompt. Exit status: 0 ok, 1 the server refused (its OAuth error on stderr), 2 usage "
+        "(a missing or conflicting option, no secret).",
     )
     token.add_argument("--issuer", help="issuer URL (discovery finds the token endpoint)")
     token.add_argument("--token-endpoint", help="token endpoint URL (skips discovery)")
@@ -194,6 +199,28 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            # Surface a closed stdout here, not in the interpreter's last flush (which would
+            # print "Exception ignored ... BrokenPipeError" and exit 120).
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """`m2mgate token ... | head -c 40`: the reader left. The Python docs' recipe (signal
+    module, "Note on SIGPIPE"): point stdout at /dev/null so nothing else fails writing it,
+    no traceback, exit 1."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _run,
@@ -269,26 +296,25 @@ def _run(args: argparse.Namespace) -> int:
         if args.workers > 1 and args.worker_index is None:
             return asyncio.run(Supervisor(settings, path, args.workers, args.watch).run())
         worker = None
-        if args.worker_index is not None and args.worker_listen and args.worker_report:
+        if (
+            args.worker_index is not None
+            and args.worker_listen
+            and args.worker_report_fd is not None
+        ):
             worker = (
                 args.worker_index,
                 parse_listen_address(args.worker_listen),
-                args.worker_report,
+                args.worker_report_fd,
             )
         # The gateway (one process, or one worker) runs on uvloop, a C event loop: 6-8% more
         # requests per second and 7% less CPU per request than asyncio's, in alternating runs
         # (bench/RESULTS.md). The test suite's in-process gateways use asyncio's loop; the
         # subprocess tests (run, --workers, demo) run this one.
         uvloop.run(_serve(settings, path, args.watch, worker))
-    except OSError as error:
-        # A port in use, an address not on this host, no permission: an operator's error,
-        # said in one line, not a traceback.
-        print(f"m2mgate run: cannot listen: {error.strerror or error}", file=sys.stderr)
-        print(
-            f"  listen: {settings.listen}, admin_listen: {settings.admin_listen}", file=sys.stderr
-        )
-        return 1
-    except WorkersFailed as error:
+    except (CannotListen, WorkersFailed, OSError) as error:
+        # A port in use, an address not on this host, a worker that cannot start: one line
+        # saying which and why (CannotListen names the address), never a traceback, and no
+        # other OSError blamed on a listener.
         print(f"m2mgate run: {error}", file=sys.stderr)
         return 1
     return 0
@@ -308,7 +334,7 @@ async def _serve(
     settings: Settings,
     path: Path,
     watch: bool,
-    worker: tuple[int, ListenAddress, Path] | None = None,
+    worker: tuple[int, ListenAddress, int] | None = None,
 ) -> None:
     gateway = Gateway(
         settings,
@@ -328,22 +354,19 @@ async def _serve(
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    try:
-        await gateway.start()
-    except BaseException:
-        await gateway.stop()  # release what did start (the key fetch session, a listener)
-        raise
+    await gateway.start()  # a failed start has released what it opened, and logged nothing
     freeze_startup_objects()
     if worker is not None:
         host, port = gateway.admin_address
-        write_worker_report(worker[2], worker[0], f"{host}:{port}")
+        send_report(worker[2], worker[0], f"{host}:{port}")
     watcher = loop.create_task(gateway.watch_config()) if watch else None
     try:
         await stop.wait()
     finally:
         if watcher is not None:
             watcher.cancel()
-        await gateway.stop()
+        stop.clear()  # from now on, a second SIGTERM/SIGINT skips the shutdown delay
+        await gateway.shut_down(skip_delay=stop)
 
 
 # --- explain -------------------------------------------------------------------------------------
@@ -441,6 +464,9 @@ def _run_until_signal(start: Callable[[], Coroutine[Any, Any, None]]) -> int:
 
     try:
         asyncio.run(main())
+    except CannotListen as error:  # the demo's gateway ports
+        print(f"m2mgate: {error}", file=sys.stderr)
+        return 1
     except OSError as error:  # a port in use, most often
         print(f"m2mgate: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -119,3 +119,23 @@ async def test_the_printed_walkthrough_works_as_pasted(tmp_path):
     assert "DENY 403 insufficient_scope" in output  # explain
     assert '"typ": "at+jwt"' in err.decode()  # m2mgate token --decode
     assert process.returncode == 0
+
+
+async def test_a_demo_port_in_use_is_one_line_not_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "m2mgate", "demo", "--port", str(port),
+            "--admin-port", str(free_port()), "--issuer-port", str(free_port()),
+            "--upstream-port", str(free_port()),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1 and stdout == b""
+    assert (
+        f"m2mgate: cannot listen on 127.0.0.1:{port} (listen): address already in use"
+        in stderr.decode().splitlines()
+    )
+    assert "Traceback" not in stderr.decode()

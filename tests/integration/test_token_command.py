@@ -97,6 +97,13 @@ async def test_usage_errors():
     assert code == 2 and "no client secret" in err  # not a terminal, no env, no file
 
 
+async def test_help_names_every_exit_status():
+    code, out, _ = await token_cli("--help")
+    text = " ".join(out.split())  # argparse wraps the description
+    assert code == 0
+    assert "0 ok" in text and "1 the server refused" in text and "2 usage" in text
+
+
 async def test_discovery_failure_is_reported(issuer):  # noqa: F811
     code, _, err = await token_cli(
         "--issuer", issuer.issuer + "/nope", "--client-id", "reader", "--client-secret", "x"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,8 @@ import yaml
 from tests.conftest import base_config
 from tests.integration.test_key_lifecycle import metric
 from tests.integration.test_process import free_port
+from tests.support.pythonpath import absolute_pythonpath
+from tests.support.read_only_root import REFUSAL_MARK, read_only_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,8 +43,27 @@ class Tree:
             assert response.status == 200
             return await response.text()
 
+    async def merged_metrics_once(
+        self,
+        http: aiohttp.ClientSession,
+        condition: Callable[[str], bool],
+        seen: list[str] | None = None,
+    ) -> str:
+        """The merged /metrics, polled until `condition` holds (each text appended to
+        `seen`); the supervisor serves background scrapes, about a second apart."""
+        for _ in range(200):
+            text = await self.metrics(http)
+            if seen is not None:
+                seen.append(text)
+            if condition(text):
+                return text
+            await asyncio.sleep(0.05)
+        raise AssertionError("the merged metrics never met the condition")
+
     async def wait_ready(self, http: aiohttp.ClientSession, pids: set[int] | None = None) -> dict:
         for _ in range(400):
+            if self.process.returncode is not None:
+                raise AssertionError(f"the supervisor exited with {self.process.returncode}")
             try:
                 status, body = await self.readyz(http)
                 current = {worker["pid"] for worker in body["workers"]}
@@ -107,8 +130,10 @@ async def test_two_workers_share_the_port_and_one_admin_port(tree, mint):
             for w in workers
         ]
         assert all(count > 0 for count in per_worker), per_worker  # both served (SO_REUSEPORT)
-        merged = await tree.metrics(http)
-        assert metric(merged, "m2mgate_requests_total", route="user") == 200 == sum(per_worker)
+        assert sum(per_worker) == 200
+        merged = await tree.merged_metrics_once(
+            http, lambda text: metric(text, "m2mgate_requests_total", route="user") == 200
+        )  # served from the background scrapes: up to a scrape interval behind
         assert metric(merged, "m2mgate_workers") == 2
         assert metric(merged, "m2mgate_jwks_ready", issuer="local") == 1
         assert metric(merged, "m2mgate_request_duration_seconds_count", route="user") == 200
@@ -145,6 +170,51 @@ async def test_two_workers_share_the_port_and_one_admin_port(tree, mint):
     assert served == {0, 1}  # every worker line says which worker wrote it
 
 
+async def test_merged_counters_never_go_backwards_when_a_worker_dies(tree, mint):
+    """#8: SIGKILL one of two workers and m2mgate_requests_total went 20 -> 11, which
+    Prometheus reads as a counter reset (rate() lies). The dead worker's counters are kept."""
+    total = 40
+    async with aiohttp.ClientSession() as http:
+        body = await tree.wait_ready(http)
+        token = mint()
+        assert {await fresh_connection_get(tree.port, token) for _ in range(total)} == {200}
+        served = {
+            w["pid"]: metric(await tree.metrics(http, w["admin"]), "m2mgate_requests_total")
+            for w in body["workers"]
+        }
+        victim = max(served, key=lambda pid: served[pid])
+        assert 0 < served[victim] < total  # both served some (SO_REUSEPORT), this one too
+
+        def requests(text: str) -> float:
+            return metric(text, "m2mgate_requests_total", route="user")
+
+        # Once the merged /metrics shows them all, a background scrape has seen them.
+        await tree.merged_metrics_once(http, lambda text: requests(text) == total)
+        os.kill(victim, signal.SIGKILL)
+        values = [float(total)]
+        for _ in range(200):  # through the death, the backoff (1 s) and the restart
+            after = await tree.metrics(http)
+            values.append(requests(after))
+            assert values == sorted(values), f"m2mgate_requests_total went backwards: {values}"
+            # Each worker fetched the JWKS once. 3 counted = the dead worker's (kept), the
+            # survivor's, and the restarted worker's, whose metrics are in the merge now.
+            if (
+                metric(after, "m2mgate_jwks_fetches_total", result="ok") == 3
+                and metric(after, "m2mgate_workers") == 2
+            ):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the restarted worker's metrics never joined the merge")
+    assert requests(after) == total
+    assert metric(after, "m2mgate_request_duration_seconds_count", route="user") == total
+    assert metric(after, "m2mgate_request_duration_seconds_bucket", route="user", le="+Inf") == (
+        total
+    )
+    assert metric(after, "m2mgate_worker_restarts_total") == 1
+    assert metric(after, "m2mgate_requests_in_flight") == 0  # gauges: the running workers'
+
+
 def test_workers_must_be_a_small_positive_number():
     for bad in ("0", "65", "two"):
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
@@ -153,3 +223,109 @@ def test_workers_must_be_a_small_positive_number():
         )  # fmt: skip
         assert result.returncode == 2
         assert "--workers" in result.stderr
+
+
+def workers_config(tmp_path, jwks, upstream) -> tuple[dict[str, Any], Any]:
+    config: dict[str, Any] = base_config(jwks, upstream)
+    config["listen"] = f"127.0.0.1:{free_port()}"
+    config["admin_listen"] = f"127.0.0.1:{free_port()}"
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return config, path
+
+
+async def start_serve_and_stop(
+    tmp_path, jwks, upstream, mint, prefix: list[str], env: dict[str, str]
+) -> str:
+    """`run --workers 2` (behind `prefix`): ready, one request served, SIGTERM, exit 0."""
+    config, path = workers_config(tmp_path, jwks, upstream)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    process = await asyncio.create_subprocess_exec(
+        *prefix, sys.executable, "-m", "m2mgate", "run", "--config", str(path), "--workers", "2",
+        cwd=cwd, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    port = int(config["listen"].rsplit(":", 1)[1])
+    running = Tree(process, port, int(config["admin_listen"].rsplit(":", 1)[1]))
+    try:
+        async with aiohttp.ClientSession() as http:
+            body = await running.wait_ready(http)
+            assert len({w["pid"] for w in body["workers"]}) == 2
+            assert await fresh_connection_get(port, mint()) == 200
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    assert process.returncode == 0, output.decode()
+    assert list(cwd.iterdir()) == []
+    return output.decode()
+
+
+async def test_workers_start_and_serve_on_a_read_only_root(tmp_path, jwks, upstream, mint):
+    """#8: the shipped manifests set readOnlyRootFilesystem, and `--workers` did not start
+    there (the supervisor made a temp directory for the workers' reports, and the error said
+    "cannot listen"). Workers now report through an inherited pipe: nothing is written."""
+    output = await start_serve_and_stop(tmp_path, jwks, upstream, mint, [], read_only_env(tmp_path))
+    assert REFUSAL_MARK not in output  # not one write was even tried
+
+
+# The same on a real read-only filesystem: / (and /tmp, if it is its own mount) remounted
+# read-only in a private mount namespace. Needs root (or user namespaces) and util-linux.
+_READ_ONLY_ROOT = (
+    "mount -o remount,bind,ro / && { ! mountpoint -q /tmp || mount -o remount,bind,ro /tmp; }"
+)
+
+
+def _can_make_a_read_only_root() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(  # noqa: S603 - fixed tools and arguments
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",  # noqa: S607
+         _READ_ONLY_ROOT + " && ! touch /tmp/.m2mgate-probe 2>/dev/null"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_make_a_read_only_root(), reason="cannot remount / read-only here")
+async def test_workers_start_and_serve_on_a_really_read_only_root(tmp_path, jwks, upstream, mint):
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              _READ_ONLY_ROOT + ' && exec "$@"', "sh"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": absolute_pythonpath()}
+    await start_serve_and_stop(tmp_path, jwks, upstream, mint, prefix, env)
+
+
+async def test_on_a_read_only_root_a_failure_names_its_real_cause(tmp_path, jwks, upstream):
+    config, path = workers_config(tmp_path, jwks, upstream)
+
+    async def run(env: dict[str, str]) -> tuple[int | None, str, list[str]]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "m2mgate", "run", "--config", str(path), "--workers", "2",
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        return process.returncode, out.decode(), err.decode().splitlines()
+
+    with socket.socket() as taken:  # the admin port in use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config["admin_listen"] = f"127.0.0.1:{taken.getsockname()[1]}"
+        path.write_text(yaml.safe_dump(config))
+        code, out, err = await run(read_only_env(tmp_path / "a"))
+    assert (code, out) == (1, "")
+    assert err == [
+        f"m2mgate run: cannot listen on {config['admin_listen']} (admin_listen): "
+        "address already in use"
+    ]
+
+    config["admin_listen"] = f"127.0.0.1:{free_port()}"
+    path.write_text(yaml.safe_dump(config))
+    code, out, err = await run(read_only_env(tmp_path / "b", refuse_spawn=True))
+    assert (code, out) == (1, "")
+    assert err[-1] == (
+        f"m2mgate run: cannot start worker 0: [Errno 13] Permission denied: '{sys.executable}'"
+    )
+    assert not any("cannot listen" in line for line in err)

@@ -73,6 +73,7 @@ class Settings:
     listener: ListenerLimits
     body_limits: BodyLimits
     shutdown_grace_seconds: float
+    shutdown_delay_seconds: float
     log_level: str
     # The claims a principal keeps after verification: those config reads later.
     principal_claims: ClaimProjection
@@ -177,6 +178,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
             idle_timeout_seconds=config.limits.body_idle_timeout_seconds,
         ),
         shutdown_grace_seconds=config.shutdown_grace_seconds,
+        shutdown_delay_seconds=config.shutdown_delay_seconds,
         log_level=config.log_level,
         principal_claims=_claims_config_reads(config),
         warnings=config_warnings(config, routes),

@@ -625,6 +625,15 @@ class ConfigSchema(Strict):
     shutdown_grace_seconds: Seconds = Field(
         20.0, ge=0, le=600, description="How long SIGTERM waits for in-flight requests."
     )
+    shutdown_delay_seconds: Seconds = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, /readyz answers 503 at once but the gateway goes on accepting "
+        "and serving for this long before it drains, while load balancers (Kubernetes "
+        "endpoints, kube-proxy, ingress) stop sending to it. A second SIGTERM/SIGINT skips the "
+        "rest. 0: drain at once.",
+    )
     log_level: LogLevel = Field("info", description="Least severe log level written.")
 
     @field_validator("listen", "admin_listen")

@@ -170,6 +170,15 @@ class KeyCache:
         self._observer.fetch_finished(self.issuer_name, "ok", "", fetched)
         return True
 
+    async def close(self) -> None:
+        """Cancel a fetch under way. It is shielded from the callers that wait on it, so
+        cancelling them leaves it running; at shutdown it would go on to fail on the closed
+        session with an exception nobody retrieves."""
+        task = self._inflight
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     def next_refresh_in(self) -> float:
         """Seconds until the background loop should fetch again (0 = now)."""
         if self._last_attempt is None:

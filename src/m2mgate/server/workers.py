@@ -6,14 +6,19 @@ One Python process uses one core; a sidecar with more CPU runs N workers:
   the same port.
 - **Each worker is a whole gateway**: its own key caches (JWKS fetched per worker), its own
   token cache, pool and reload. Its admin listener is on a loopback port only this supervisor
-  uses.
-- **The admin port** is served here. `/metrics` merges the workers' metrics
-  (observability/metrics_merge.py) and adds `m2mgate_workers` and
-  `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every worker is ready.
+  uses; the worker reports that port through an inherited pipe (worker_report.py), so
+  `--workers` writes no file and runs on a read-only root filesystem.
+- **The admin port** is served here. `/metrics` merges the workers' metrics, scraped in the
+  background about once a second (worker_metrics.py, observability/metrics_merge.py); the
+  counters of a worker that died are kept, so merged counters never go backwards. It adds
+  `m2mgate_workers` and `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every
+  worker is ready.
   `/healthz` is 200 while every worker process runs.
 - **Signals.** SIGHUP is passed to every worker (each reloads; `--watch` watches in each).
-  SIGTERM/SIGINT: the admin port reports draining, every worker drains (its own grace
-  period), the supervisor exits 0.
+  SIGTERM/SIGINT: the admin port reports draining at once, every worker waits its
+  `shutdown_delay_seconds` still serving, then drains (its own grace period), and the
+  supervisor exits 0. A second SIGTERM/SIGINT is passed on: the workers skip the rest of
+  the delay.
 - **A worker that dies** is logged and started again (backoff 1 s, doubling up to 30 s).
 
 The supervisor does no request work. Its only network I/O is the admin port and loopback
@@ -29,7 +34,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +46,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.observability.logging import build_logger
-from m2mgate.observability.metrics_merge import merge_expositions
+from m2mgate.server.binding import binding
+from m2mgate.server.worker_metrics import WorkerMetrics
+from m2mgate.server.worker_report import read_report, report_pipe
 
 _READY_TIMEOUT_SECONDS = 60.0
 _SCRAPE_TIMEOUT_SECONDS = 5.0
+# How often each worker's /metrics is read. A worker that crashes loses what it counted since
+# its last scrape (worker_metrics.py): this is that bound.
+METRICS_INTERVAL_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -56,9 +65,10 @@ class WorkersFailed(Exception):
 @dataclass
 class Worker:
     index: int
-    report: Path
     process: asyncio.subprocess.Process | None = None
-    admin: str | None = None  # "127.0.0.1:port" once the worker has started
+    admin: str | None = None  # "127.0.0.1:port" once the worker has reported
+    # The worker's report (worker_report.py): its admin address, or None if it exited first.
+    reported: asyncio.Task[str | None] | None = field(default=None, repr=False)
     restarts: int = 0
     backoff: float = 1.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -73,9 +83,13 @@ def resolve_listen(address: ListenAddress) -> tuple[ListenAddress, socket.socket
     socket is held until the workers have bound the same port, then closed."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((address.host, address.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address.host, address.port))
+    except OSError:
+        sock.close()  # a port in use: the caller reports it, nothing is left open
+        raise
     return ListenAddress(address.host, int(sock.getsockname()[1])), sock
 
 
@@ -85,29 +99,44 @@ class Supervisor:
         self.config_path = config_path
         self.watch = watch
         self.log = build_logger(None, settings.log_level)
-        self._dir = Path(tempfile.mkdtemp(prefix="m2mgate-workers-"))
-        self.workers = [Worker(i, self._dir / f"worker-{i}.json") for i in range(workers)]
+        self.workers = [Worker(i) for i in range(workers)]
         self._stopping = False
         self._listen: ListenAddress | None = None
         self._admin_runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        self.metrics = WorkerMetrics(workers)
+        self._scrapers: list[asyncio.Task[None]] = []
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, self._stop_signal, stop)
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
-        self._listen, holder = resolve_listen(self.settings.listen)
+        # Both addresses are bound before any worker starts: a port in use is then one
+        # CannotListen and nothing else (no worker started, drained and stopped around it).
+        with binding("listen", self.settings.listen):
+            self._listen, holder = resolve_listen(self.settings.listen)
+        try:
+            await self._serve_admin()
+        except BaseException:
+            holder.close()
+            raise
         self._http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_SECONDS)
         )
+        started = False
         try:
             for worker in self.workers:
                 await self._spawn(worker)
             await self._wait_started()
             holder.close()  # every worker has bound the port now
-            await self._serve_admin()
+            started = True
+            # One scrape now, so /metrics has every worker from the first request on.
+            await asyncio.gather(*(self._scrape_metrics(w) for w in self.workers))
+            self._scrapers = [
+                loop.create_task(self._scrape_metrics_forever(w)) for w in self.workers
+            ]
             self.log.info(
                 "workers_started",
                 workers=len(self.workers),
@@ -118,35 +147,58 @@ class Supervisor:
             await stop.wait()
         finally:
             holder.close()
-            await self._stop()
+            await self._stop(log=started)  # a start that failed says so once, in the CLI
         return 0
 
     # --- workers --------------------------------------------------------------------------
 
     async def _spawn(self, worker: Worker) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            worker.report.unlink()
         worker.admin = None
         if self._listen is None:
             raise RuntimeError("the listen address is resolved before any worker starts")
+        read_fd, write_fd = report_pipe()
         command = [
             sys.executable, "-m", "m2mgate", "run", "--config", str(self.config_path),
             "--worker-index", str(worker.index), "--worker-listen", str(self._listen),
-            "--worker-report", str(worker.report),
+            "--worker-report-fd", str(write_fd),
         ]  # fmt: skip
         if self.watch:
             command.append("--watch")
-        # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
-        worker.process = await asyncio.create_subprocess_exec(*command, preexec_fn=_die_with_parent)
-        worker.watcher = asyncio.get_running_loop().create_task(self._watch(worker))
+        try:
+            # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
+            worker.process = await asyncio.create_subprocess_exec(
+                *command, pass_fds=(write_fd,), preexec_fn=_die_with_parent
+            )
+        except OSError as error:
+            os.close(read_fd)
+            raise WorkersFailed(f"cannot start worker {worker.index}: {error}") from error
+        finally:
+            os.close(write_fd)  # the worker holds its own copy: its exit closes the pipe
+        loop = asyncio.get_running_loop()
+        worker.reported = loop.create_task(self._receive_report(worker, worker.process, read_fd))
+        worker.watcher = loop.create_task(self._watch(worker))
+
+    async def _receive_report(
+        self, worker: Worker, process: asyncio.subprocess.Process, read_fd: int
+    ) -> str | None:
+        report = await read_report(read_fd)
+        admin = report.get("admin") if report is not None else None
+        if not isinstance(admin, str) or worker.process is not process:
+            return None
+        worker.admin = admin
+        return admin
 
     async def _watch(self, worker: Worker) -> None:
+        """Start the worker again when it exits (unless the supervisor is stopping)."""
         process = worker.process
         if process is None:
             return
         code = await process.wait()
         if self._stopping:
             return
+        # Before anything awaits: the dead worker's counters move to the retained baseline in
+        # the same step that drops its last scrape, so no /metrics sees both, or neither.
+        self.metrics.retire(worker.index)
         self.log.warning(
             "worker_exited",
             worker=worker.index,
@@ -154,42 +206,57 @@ class Supervisor:
             code=code,
             restart_in=worker.backoff,
         )
-        await asyncio.sleep(worker.backoff)
-        worker.backoff = min(worker.backoff * 2, _MAX_BACKOFF_SECONDS)
-        if self._stopping:
+        while not self._stopping:
+            await asyncio.sleep(worker.backoff)
+            worker.backoff = min(worker.backoff * 2, _MAX_BACKOFF_SECONDS)
+            if self._stopping:
+                return
+            try:
+                await self._spawn(worker)  # the new process gets a watcher of its own
+            except WorkersFailed as error:
+                self.log.error(
+                    "worker_start_failed",
+                    worker=worker.index,
+                    detail=str(error),
+                    restart_in=worker.backoff,
+                )
+                continue
+            worker.restarts += 1
             return
-        worker.restarts += 1
-        await self._spawn(worker)
 
     async def _wait_started(self) -> None:
-        deadline = asyncio.get_running_loop().time() + _READY_TIMEOUT_SECONDS
-        while not all(self._admin_of(worker) for worker in self.workers):
-            if asyncio.get_running_loop().time() > deadline:
-                raise WorkersFailed(f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s")
-            for worker in self.workers:
-                if worker.process is not None and worker.process.returncode is not None:
-                    code = worker.process.returncode
-                    raise WorkersFailed(f"worker {worker.index} exited with {code} at start")
-            await asyncio.sleep(0.05)
+        """Every worker's report, or the reason there is none."""
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_SECONDS):
+                for worker in self.workers:
+                    if worker.reported is not None and await worker.reported is not None:
+                        continue
+                    code = await worker.process.wait() if worker.process is not None else None
+                    raise WorkersFailed(f"worker {worker.index} exited with status {code} at start")
+        except TimeoutError:
+            raise WorkersFailed(
+                f"workers did not start within {_READY_TIMEOUT_SECONDS:g}s"
+            ) from None
 
-    def _admin_of(self, worker: Worker) -> str | None:
-        """The worker's admin address, from the report it writes once started."""
-        if worker.admin is None:
-            try:
-                worker.admin = json.loads(worker.report.read_text())["admin"]
-            except (OSError, ValueError, KeyError):
-                return None
-        return worker.admin
+    def _stop_signal(self, stop: asyncio.Event) -> None:
+        if self._stopping:
+            # A second SIGTERM/SIGINT: pass it on, so each worker skips the rest of its
+            # shutdown delay and drains now.
+            self._forward(signal.SIGTERM)
+        else:
+            self._stopping = True  # /readyz answers 503 from now on
+            stop.set()
 
     def _forward(self, signum: int) -> None:
         for worker in self.workers:
             if worker.running and worker.process is not None:
                 worker.process.send_signal(signum)
 
-    async def _stop(self) -> None:
+    async def _stop(self, *, log: bool = True) -> None:
         self._stopping = True
-        self._forward(signal.SIGTERM)
-        grace = self.settings.shutdown_grace_seconds + 5
+        self._forward(signal.SIGTERM)  # each worker: not ready, its delay, then its drain
+        settings = self.settings
+        grace = settings.shutdown_delay_seconds + settings.shutdown_grace_seconds + 5
         for worker in self.workers:
             if worker.process is None:
                 continue
@@ -198,23 +265,22 @@ class Supervisor:
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
-            if worker.watcher is not None:
-                worker.watcher.cancel()
+        tasks = [t for w in self.workers for t in (w.watcher, w.reported) if t is not None]
+        tasks.extend(self._scrapers)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         if self._http is not None:
             await self._http.close()
-        for worker in self.workers:
-            with contextlib.suppress(FileNotFoundError):
-                worker.report.unlink()
-        with contextlib.suppress(OSError):
-            self._dir.rmdir()
-        self.log.info("stopped")
+        if log:
+            self.log.info("stopped")
 
     # --- admin ----------------------------------------------------------------------------
 
     async def _scrape(self, worker: Worker, path: str) -> tuple[int, str] | None:
-        admin = self._admin_of(worker) if worker.running else None
+        admin = worker.admin if worker.running else None
         if admin is None or self._http is None:
             return None
         try:
@@ -223,17 +289,32 @@ class Supervisor:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
+    async def _scrape_metrics_forever(self, worker: Worker) -> None:
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL_SECONDS)
+            await self._scrape_metrics(worker)
+
+    async def _scrape_metrics(self, worker: Worker) -> None:
+        process = worker.process
+        if process is None or process.returncode is not None:
+            return
+        found = await self._scrape(worker, "/metrics")
+        if worker.process is not process or process.returncode is not None:
+            # It exited meanwhile: it is retired (or about to be) with its earlier scrape,
+            # and this one belongs to no running process.
+            return
+        self.metrics.scraped(worker.index, found[1] if found and found[0] == 200 else None)
+
     async def _metrics(self, _: web.Request) -> web.Response:
-        scraped = await asyncio.gather(*(self._scrape(w, "/metrics") for w in self.workers))
+        # Served from the background scrapes, never from a scrape of its own: every counter
+        # served is one the book holds, so a worker's death cannot take back what was shown.
         running = GaugeMetricFamily("m2mgate_workers", "Worker processes running now.")
         running.add_metric([], sum(1 for w in self.workers if w.running))
         restarts = CounterMetricFamily(
             "m2mgate_worker_restarts", "Workers started again after exiting unexpectedly."
         )
         restarts.add_metric([], sum(w.restarts for w in self.workers))
-        texts = [text for found in scraped if found is not None for text in (found[1],)]
-        body = merge_expositions(texts, extra=(running, restarts))
-        response = web.Response(body=body)
+        response = web.Response(body=self.metrics.exposition(extra=(running, restarts)))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
@@ -272,12 +353,16 @@ class Supervisor:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/healthz", self._healthz)
-        self._admin_runner = web.AppRunner(app, access_log=None)
-        await self._admin_runner.setup()
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
         address = self.settings.admin_listen
-        await web.TCPSite(
-            self._admin_runner, address.host, address.port, reuse_address=True
-        ).start()
+        try:
+            with binding("admin_listen", address):
+                await web.TCPSite(runner, address.host, address.port, reuse_address=True).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._admin_runner = runner
 
 
 def _die_with_parent() -> None:
@@ -288,10 +373,3 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def write_worker_report(path: Path, index: int, admin: str) -> None:
-    """Called by a worker once it serves: tells the supervisor where its admin port is."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"index": index, "pid": os.getpid(), "admin": admin}))
-    temporary.replace(path)  # atomic: the supervisor never reads half a file

@@ -245,3 +245,25 @@ async def test_holds_only_the_exact_usable_keys(rsa_signer, spare_rsa_signer, cl
     source.failure = FetchFailed("status", "500")
     clock.now += 600 + 3600 + 1  # expiry + max_stale: too stale to trust
     assert not cache.holds(fresh)
+
+
+async def test_close_cancels_the_fetch_its_cancelled_callers_left_running(rsa_signer, clock):
+    """The fetch is shielded from its callers, so cancelling the background loop leaves it
+    running; at shutdown it would fail on the closed session, unretrieved. close() ends it."""
+    source = ScriptedSource(rsa_signer)
+    source.gate = asyncio.Event()  # the IdP never answers
+    cache, recorder = make_cache(source, clock)
+    loop_task = asyncio.get_running_loop().create_task(cache.run())
+    for _ in range(100):  # a few loop turns: the fetch starts without any I/O
+        if source.calls:
+            break
+        await asyncio.sleep(0)
+    assert source.calls == 1
+    loop_task.cancel()
+    await asyncio.gather(loop_task, return_exceptions=True)
+    fetch = cache._inflight
+    assert fetch is not None and not fetch.done()  # still running, on its own
+    await cache.close()
+    assert fetch.cancelled() and cache._inflight is None
+    assert recorder.results == []  # nothing reported as a failed fetch
+    await cache.close()  # idempotent
