@@ -1,0 +1,254 @@
+"""Hypothesis strategies for HTTP/1.1 request byte streams: valid, lenient and hostile.
+
+A stream is 1-3 pipelined requests (plus, sometimes, trailing bytes), split at arbitrary byte
+boundaries into writes with a tiny pause between them, so the gateway's parser sees it arrive
+in pieces; the cut points are drawn uniformly or at the places where a split matters (the end
+of a head, a chunk boundary). Each request draws, independently:
+- the request line: method, route (public, protected, the upstream's `/early` and `/switch`),
+  version (1.1, 1.0, and `HTTP/2.0`, `HTTP/0.9`, `HTTP/1.2`);
+- Host (normal, missing, duplicate, invalid, empty, with port), Authorization (none, valid,
+  lacking the scope, forged, garbage, two), identity headers in every spelling (`X_Client_Id`,
+  `x-client-id`, `X-SCOPES`, a space before the colon), forwarded-family and override headers,
+  Connection / Upgrade, Expect: 100-continue, obs-fold, a bare LF or CR for one line end;
+- framing: none, Content-Length (exact, wrong, duplicate, list-valued, odd spellings),
+  chunked (extensions, leading zeros, upper-case hex, bad sizes, overflow, missing CRLF, a chunk
+  that turns bad mid-stream, trailers carrying Authorization / Host / identity headers), CL+TE,
+  odd Transfer-Encodings (`chunked, identity`, ` chunked`, `Chunked`, `xchunked`, twice);
+- a body that is itself a request (`GET /api/admin/... X-Client-Id: admin`), for smuggling.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from tests.differential.harness import VARIANTS, Credentials
+
+SMUGGLED = (
+    b"GET /api/admin/users HTTP/1.1\r\nHost: gw.test\r\n"
+    b"X-Client-Id: admin\r\nX-Scopes: admin\r\n\r\n"
+)
+
+METHODS = ["GET", "GET", "GET", "POST", "POST", "PUT", "HEAD", "OPTIONS", "DELETE"]
+TARGETS = [
+    "/public/x", "/api/data", "/public/a/b?q=1&r=%41", "/api/data?page=2", "/public/early",
+    "/api/data/early", "/public/switch", "/api/admin/users", "*", "http://gw.test/public/x",
+    "/public/../api/data",
+]  # fmt: skip
+VERSIONS = ["HTTP/1.1"] * 8 + ["HTTP/1.0"] * 3 + ["HTTP/2.0", "HTTP/0.9", "HTTP/1.2"]
+HOSTS = ["gw.test"] * 6 + [
+    "missing", "duplicate", "evil.example/a b?c@d", "", "gw.test:8080", "[::1]:80",
+    "space-before-colon",
+]  # fmt: skip
+AUTHS = [None, None, "valid", "valid", "valid", "no_scope", "forged", "garbage", "two"]
+IDENTITY_SPELLINGS = [
+    ("X-Client-Id", "admin"), ("x-client-id", "admin"), ("X_Client_Id", "admin"),
+    ("X-SCOPES", "admin"), ("X_Scopes", "admin"), ("x_scopes", "admin"), ("X-Roles", "admin"),
+    ("X-Issuer", "https://evil.example"), ("X-Subject", "root"), ("X-Tenant", "t-1"),
+    ("X-Client_Id", "admin"), ("X-Client-Id ", "admin"),
+]  # fmt: skip
+FORWARDED = [
+    ("Forwarded", "for=10.0.0.1;proto=https;host=evil.example"), ("X-Real-IP", "10.0.0.1"),
+    ("True-Client-IP", "10.0.0.1"), ("X-Forwarded-Port", "443"),
+    ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-For", "10.0.0.1"),
+    ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.example"),
+    ("X_Forwarded_For", "10.0.0.1"), ("X-Original-URL", "/api/admin/users"),
+    ("X-HTTP-Method-Override", "DELETE"),
+]  # fmt: skip
+CONNECTIONS = [None] * 4 + [
+    "keep-alive", "close", "Upgrade", "Upgrade, keep-alive", "close, X-Forwarded-For",
+    "X-Client-Id", "TE", "X-Custom",
+]  # fmt: skip
+FRAMINGS = ["none"] * 3 + ["cl"] * 3 + ["chunked"] * 3 + [
+    "cl-wrong", "cl+te", "two-cl-same", "two-cl-diff", "cl-list", "cl-odd", "te-odd",
+    "te-twice",
+]  # fmt: skip
+TE_ODD = [
+    "Chunked", " chunked", "chunked, identity", "identity, chunked", "xchunked", "CHUNKED",
+    "gzip, chunked", "chunked;q=1", "identity", "chunked\t",
+]  # fmt: skip
+CL_ODD = ["+{n}", " {n}", "0{n}", "{n} ", "0x{n:x}", "-1", "{n}.0", "99999999999999999999"]
+SIZE_SPELLINGS = ["{n:x}"] * 4 + [
+    "{n:X}", "000{n:x}", "{n:x};ext=1", '{n:x};a="b c"', "{n:x} ", " {n:x}", "0x{n:x}",
+]  # fmt: skip
+BAD_SIZES = ["zz", "-1", "ffffffffffffffffffffff", "5 5", "", "g"]
+CHUNK_ENDS = ["\r\n"] * 6 + ["", "\n", "XX", "\r"]
+LAST_CHUNKS = ["0", "0", "000", "0;ext=1"]
+TAILS = [b""] * 6 + [b"\r\n", b"G", b"0\r\n\r\n", b"\x00", SMUGGLED[:30], SMUGGLED]
+
+
+def trailer_menu(credentials: Credentials) -> list[tuple[str, str]]:
+    return [
+        ("X-Trailer", "1"), ("Authorization", f"Bearer {credentials.valid}"),
+        ("Authorization", "Bearer evil"), ("Host", "evil.example"), ("X-Client-Id", "admin"),
+        ("X-Scopes", "admin"), ("X-Forwarded-For", "10.0.0.1"), ("Content-Length", "5"),
+        ("Transfer-Encoding", "chunked"),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Stream:
+    variant: str
+    chunks: tuple[bytes, ...]
+    pause_seconds: float
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    data: bytes
+    cuts: tuple[int, ...]  # offsets inside `data` where a split is interesting
+
+
+@st.composite
+def chunked_body(draw: st.DrawFn, payload: bytes, credentials: Credentials) -> _Rendered:
+    parts: list[bytes] = []
+    if payload:
+        pieces = draw(st.integers(1, min(3, len(payload))))
+        step = -(-len(payload) // pieces)
+        parts = [payload[i : i + step] for i in range(0, len(payload), step)]
+    out = bytearray()
+    cuts = []
+    for index, part in enumerate(parts):
+        cuts.append(len(out))
+        if draw(st.integers(0, 15)) == 0:
+            size = draw(st.sampled_from(BAD_SIZES))
+        else:
+            size = draw(st.sampled_from(SIZE_SPELLINGS)).format(n=len(part))
+        end = draw(st.sampled_from(CHUNK_ENDS)) if draw(st.integers(0, 7)) == 0 else "\r\n"
+        out += size.encode() + b"\r\n" + part + end.encode()
+        if index == 0 and draw(st.integers(0, 9)) == 0:
+            # A chunk that turns bad mid-stream: what follows is not a chunk.
+            cuts.append(len(out))
+            out += draw(st.sampled_from([b"zz\r\n", b"0x5\r\nhello\r\n", b"\r\n", b"5\r\nhi"]))
+            return _Rendered(bytes(out), tuple(cuts))
+    cuts.append(len(out))
+    out += draw(st.sampled_from(LAST_CHUNKS)).encode() + b"\r\n"
+    for name, value in draw(st.lists(st.sampled_from(trailer_menu(credentials)), max_size=2)):
+        out += f"{name}: {value}\r\n".encode()
+    out += b"\r\n"
+    return _Rendered(bytes(out), tuple(cuts))
+
+
+@st.composite
+def framed_body(
+    draw: st.DrawFn, credentials: Credentials, last: bool
+) -> tuple[list[str], _Rendered]:
+    """The framing header lines and the body bytes, drawn independently enough to disagree."""
+    framing = draw(st.sampled_from(FRAMINGS))
+    payload = draw(
+        st.sampled_from([b"hello", b"", b"a=1&b=2", SMUGGLED, b"0\r\n\r\n" + SMUGGLED])
+        | st.binary(max_size=12)
+    )
+    n = len(payload)
+    raw = _Rendered(payload, ())
+    if framing == "none":
+        return [], _Rendered(b"", ())
+    if framing == "cl":
+        return [f"Content-Length: {n}"], raw
+    if framing == "cl-wrong":
+        # Too long a length on the last request leaves the gateway waiting for the body.
+        delta = draw(st.sampled_from([-1, -3, 1, 3] if not last else [-1, -3]))
+        return [f"Content-Length: {max(0, n + delta)}"], raw
+    if framing == "two-cl-same":
+        return [f"Content-Length: {n}", f"Content-Length: {n}"], raw
+    if framing == "two-cl-diff":
+        return [f"Content-Length: {n}", f"Content-Length: {max(0, n - 2)}"], raw
+    if framing == "cl-list":
+        return [f"Content-Length: {n}, {n}"], raw
+    if framing == "cl-odd":
+        return ["Content-Length: " + draw(st.sampled_from(CL_ODD)).format(n=n)], raw
+    body = draw(chunked_body(payload, credentials))
+    if framing == "chunked":
+        return ["Transfer-Encoding: chunked"], body
+    if framing == "te-odd":
+        return ["Transfer-Encoding: " + draw(st.sampled_from(TE_ODD))], body
+    if framing == "te-twice":
+        return ["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], body
+    # cl+te: a Content-Length that covers the chunked body, or only its first bytes.
+    length = draw(st.sampled_from([len(body.data), min(len(body.data), 5), 0]))
+    lines = [f"Content-Length: {length}", "Transfer-Encoding: chunked"]
+    return draw(st.permutations(lines)), body
+
+
+@st.composite
+def request_bytes(draw: st.DrawFn, credentials: Credentials, index: int, last: bool) -> _Rendered:
+    method = draw(st.sampled_from(METHODS))
+    target = draw(st.sampled_from(TARGETS))
+    version = draw(st.sampled_from(VERSIONS))
+    lines: list[str] = []
+    host = draw(st.sampled_from(HOSTS))
+    if host == "duplicate":
+        lines += ["Host: gw.test", "Host: other.test"]
+    elif host == "space-before-colon":
+        lines.append("Host : gw.test")
+    elif host != "missing":
+        lines.append(f"Host: {host}".rstrip())
+    auth = draw(st.sampled_from(AUTHS))
+    if auth == "two":
+        lines += [f"Authorization: Bearer {credentials.valid}", "Authorization: Bearer evil"]
+    elif auth == "garbage":
+        lines.append("Authorization: Bearer not-a-token")
+    elif auth is not None:
+        lines.append(f"Authorization: Bearer {getattr(credentials, auth)}")
+    for name, value in draw(st.lists(st.sampled_from(IDENTITY_SPELLINGS), max_size=2)):
+        lines.append(f"{name}: {value}")
+    for name, value in draw(st.lists(st.sampled_from(FORWARDED), max_size=2)):
+        lines.append(f"{name}: {value}")
+    connection = draw(st.sampled_from(CONNECTIONS))
+    if connection is not None:
+        lines.append(f"Connection: {connection}")
+        if connection == "X-Custom":
+            lines.append("X-Custom: hop")
+    if (connection or "").startswith("Upgrade") or draw(st.integers(0, 15)) == 0:
+        upgrade = draw(st.sampled_from(["websocket", "h2c", None]))
+        if upgrade is not None:
+            lines.append(f"Upgrade: {upgrade}")
+    if draw(st.integers(0, 7)) == 0:
+        lines.append("Expect: 100-continue")
+    if draw(st.integers(0, 15)) == 0:
+        lines.append(f"X-Request-Id: client-{index}")
+    if draw(st.integers(0, 15)) == 0:
+        lines.append("X-Folded: a\r\n b")  # obs-fold (RFC 9112 §5.2)
+    framing, body = draw(framed_body(credentials, last))
+    lines += framing
+    lines = draw(st.permutations(lines)) if draw(st.integers(0, 3)) == 0 else lines
+    ends = ["\r\n"] * (len(lines) + 2)
+    if draw(st.integers(0, 11)) == 0:
+        ends[draw(st.integers(0, len(ends) - 1))] = draw(st.sampled_from(["\n", "\r"]))
+    head = f"{method} {target} {version}{ends[0]}"
+    head += "".join(line + end for line, end in zip(lines, ends[1:], strict=False))
+    head += ends[-1]
+    encoded = head.encode("latin-1")
+    return _Rendered(encoded + body.data, (len(encoded), *(len(encoded) + c for c in body.cuts)))
+
+
+@st.composite
+def streams(draw: st.DrawFn, credentials: Credentials) -> Stream:
+    count = draw(st.sampled_from([1, 1, 2, 2, 3]))
+    data = bytearray()
+    marks: list[int] = []
+    for index in range(count):
+        rendered = draw(request_bytes(credentials, index, last=index == count - 1))
+        marks += [len(data) + cut for cut in rendered.cuts]
+        data += rendered.data
+    data += draw(st.sampled_from(TAILS))
+    cuts = draw(
+        st.lists(
+            st.sampled_from(marks) | st.integers(1, max(1, len(data) - 1)),
+            max_size=4,
+            unique=True,
+        )
+    )
+    points = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
+    chunks = tuple(bytes(data[a:b]) for a, b in itertools.pairwise(points) if b > a)
+    return Stream(
+        variant=draw(st.sampled_from(VARIANTS)),
+        chunks=chunks,
+        pause_seconds=draw(st.sampled_from([0.002, 0.001, 0.005])),
+    )

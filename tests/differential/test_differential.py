@@ -1,0 +1,49 @@
+"""Differential conformance: the gateway, an independent reference parser and the upstream must
+read every client byte stream alike (README, "How it is attacked in the tests"; THREAT_MODEL
+T60). The streams come from streams.py, the rules from oracle.py.
+
+CI runs the bounded `ci` hypothesis profile; `scripts/fuzz` runs the `fuzz` profile.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.differential.harness import DifferentialTarget
+from tests.differential.oracle import assert_hops_agree
+from tests.differential.streams import streams
+
+DIFFERENTIAL = settings(
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+    deadline=None,  # each exchange is bounded by the harness itself (harness._EXCHANGE_SECONDS)
+)
+
+
+@DIFFERENTIAL
+@given(data=st.data())
+def test_the_gateway_the_reference_and_the_upstream_read_every_stream_alike(
+    target: DifferentialTarget, data: st.DataObject
+) -> None:
+    stream = data.draw(streams(target.credentials), label="stream")
+    assert_hops_agree(target, stream.variant, list(stream.chunks), stream.pause_seconds)
+
+
+def test_a_plain_exchange_passes_every_rule(target: DifferentialTarget) -> None:
+    """The rules mean something only if an ordinary exchange satisfies all of them."""
+    token = target.credentials.valid
+    requests = [
+        b"GET /public/x HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+        f"POST /api/data HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 5\r\n\r\nhello".encode(),
+        f"PUT /api/data HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer {token}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode(),
+    ]
+    for variant in ("default", "passthrough"):
+        exchange = assert_hops_agree(target, variant, requests)
+        assert [r.status for r in exchange.client.responses] == [200, 200, 200]
+        assert len(exchange.forwarded) == 3
