@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,9 +91,12 @@ class _Collect(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
+        text = record.getMessage().splitlines()[0]
         if record.exc_info and record.exc_info[1] is not None:
-            text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            error = record.exc_info[1]
+            frames = traceback.extract_tb(error.__traceback__)
+            where = f" in {frames[-2].name}" if len(frames) > 1 else ""
+            text += f" {type(error).__name__}: {error}{where} ({record.name})"
         self.lines.append(text)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from tests.differential.client_view import ClientView, read_responses
 from tests.differential.harness import Credentials, DifferentialTarget, Observation
 from tests.differential.reference import Reference, RefRequest, is_valid_host, read_reference
-from tests.support.recording_upstream import SWITCH_MARK, ReceivedRequest
+from tests.support.recording_upstream import SWITCH_MARK, TRAILER_FIELD, ReceivedRequest
 
 # The identity headers the gateway owns (CONTRACT: "a client can never supply identity headers"),
 # by their normalised names: a WSGI/CGI upstream (`HTTP_X_CLIENT_ID`), or nginx with
@@ -513,7 +513,10 @@ def client_unreadable(ex: Exchange) -> list[str]:
     each framed so that the next one starts where it ends."""
     if ex.client.error is None:
         return []
-    return [f"the client could not read the gateway's responses: {ex.client.error}"]
+    return [
+        f"the client could not read the gateway's responses after #{len(ex.client.responses) - 1}"
+        f": {ex.client.error}; unread: {ex.client.leftover[:80]!r}"
+    ]
 
 
 @rule("client_version")
@@ -558,12 +561,44 @@ def client_101(ex: Exchange) -> list[str]:
     ]
 
 
+@rule("client_trailer_promoted")
+def client_trailer_promoted(ex: Exchange) -> list[str]:
+    """RFC 9110 §6.5.1 / RFC 9112 §7.1.2, the response direction: the upstream's trailer fields
+    are not header fields; a proxy that buffers a chunked response must not relay its trailers
+    as the response's headers (a `Set-Cookie` or `Location` the upstream never put there)."""
+    return [
+        f"response #{index}: the upstream's trailer {TRAILER_FIELD!r} arrived as a header field"
+        for index, response in enumerate(ex.client.responses)
+        if response.value(TRAILER_FIELD) is not None
+    ]
+
+
 @rule("client_order")
 def client_order(ex: Exchange) -> list[str]:
     """RFC 9112 §9.3.2: responses go out in the order of the requests, one per answered request;
     each is the one the gateway logged (same X-Request-Id, same status); a parse refusal is the
-    last thing on the connection."""
+    last thing on the connection, and never a second answer to a request already answered (the
+    client would pair it with its next request)."""
     found = []
+    ref = ex.reference
+    finals = len(ex.client.responses)
+    if ref.refused_index is None and finals > ref.attempted:
+        found.append(
+            f"{finals} final responses to {ref.attempted} request(s): "
+            f"{[r.status for r in ex.client.responses]}"
+        )
+    for index, response in enumerate(ex.client.responses[1:], start=1):
+        before = ex.log_by_id.get(ex.client.responses[index - 1].request_id or "")
+        if (
+            response.request_id in ex.error_ids
+            and before is not None
+            and before[0] == ref.refused_index
+            and before[0] < len(ref.requests)  # refused in its body, after its answer
+        ):
+            found.append(
+                f"request #{before[0]} was answered {before[1]['status']}, then refused "
+                f"{response.status} as well: two final responses to one request"
+            )
     order = [line["request_id"] for line in ex.logs]
     last = -1
     for index, response in enumerate(ex.client.responses):
@@ -640,7 +675,7 @@ def kept_open_after_close(ex: Exchange) -> list[str]:
 def gateway_error(ex: Exchange) -> list[str]:
     """An exception that escaped the gateway's code (its `unhandled_error`, or asyncio's "Fatal
     error: protocol.data_received() call failed"), or an exchange that never settled."""
-    found = [f"unhandled: {line[:300]}" for line in ex.observation.unhandled]
+    found = [f"unhandled: {line[-300:]}" for line in ex.observation.unhandled]
     if ex.observation.timed_out:
         found.append("the exchange did not settle within its deadline (the gateway hung)")
     return found

@@ -79,6 +79,13 @@ class Reference:
     refused: str | None = None  # why the request at `refused_index` is not HTTP/1.1
     refused_index: int | None = None
     stopped: str | None = None  # the connection ends after the last complete request
+    partial_head: bytes = b""  # the stream ends inside a request head (not yet a request)
+
+    @property
+    def attempted(self) -> int:
+        """How many requests the client started: each may get one final response."""
+        extra = self.refused_index == len(self.requests) or bool(self.partial_head)
+        return len(self.requests) + int(extra)
 
     @property
     def complete(self) -> list[RefRequest]:
@@ -143,6 +150,8 @@ def read_reference(stream: bytes) -> Reference:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
+                    if current is None:
+                        reference.partial_head = rest
                     return reference  # the stream ends inside this request
                 if isinstance(event, h11.Request):
                     refusal = _strictness(event)

@@ -198,3 +198,62 @@ def test_i_an_upstream_101_becomes_a_502(target: DifferentialTarget) -> None:
     stream = b"GET /public/switch HTTP/1.1\r\n" + HOST + b"\r\n"
     exchange = assert_hops_agree(target, "default", [stream])
     assert [response.status for response in exchange.client.responses] == [502]
+
+
+# --- Found by the harness beyond the review's list ---------------------------------------------
+
+
+def test_x_a_head_request_refused_mid_body_gets_no_body(target: DifferentialTarget) -> None:
+    """RFC 9110 §9.3.2: a response to HEAD carries no content. A HEAD whose chunked body turns
+    bad is refused with the JSON body written anyway: the client reads it as the start of the
+    next response."""
+    stream = (
+        b"HEAD /public/x HTTP/1.1\r\n"
+        + HOST
+        + b"Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"
+    )
+    assert_hops_agree(target, "default", [stream])
+
+
+def test_x_upstream_trailers_never_become_response_headers(target: DifferentialTarget) -> None:
+    """RFC 9110 §6.5.1, the response direction of (c): the pool's llhttp callback appends the
+    upstream's trailer fields to the response's header list, and a response small enough to be
+    relayed whole carries them as header fields."""
+    stream = b"GET /public/trailers HTTP/1.1\r\n" + HOST + b"\r\n"
+    assert_hops_agree(target, "default", [stream])
+
+
+@pytest.mark.parametrize(
+    "field",
+    [b"X-Original-URL: /api/admin/users", b"X-Rewrite-URL: /api/admin/users",
+     b"X-HTTP-Method-Override: DELETE"],
+    ids=lambda field: field.split(b":")[0].decode(),
+)  # fmt: skip
+def test_x_target_overrides_never_reach_the_upstream(
+    target: DifferentialTarget, field: bytes
+) -> None:
+    """The gateway routes and authorises on the request line; IIS, Symfony (X-Original-URL,
+    X-Rewrite-URL) and many frameworks (X-HTTP-Method-Override) act on these instead: a public
+    `GET /public/x` becomes `/api/admin/users` (or a DELETE) behind the gateway."""
+    stream = b"GET /public/x HTTP/1.1\r\n" + HOST + field + b"\r\n\r\n"
+    assert_hops_agree(target, "default", [stream])
+
+
+def test_x_an_http10_client_is_answered_in_http11(target: DifferentialTarget) -> None:
+    """RFC 9110 §2.5: a server sends the highest version it conforms to (HTTP/1.1) whatever
+    1.x the request had; the gateway echoes `HTTP/1.0` (harmless to HTTP/1.0 clients, but
+    the same echo as (h); listed on its own so the fix can choose)."""
+    stream = b"GET /public/x HTTP/1.0\r\n" + HOST + b"\r\n"
+    assert_hops_agree(target, "default", [stream])
+
+
+def test_x_a_request_already_answered_gets_no_second_response(
+    target: DifferentialTarget,
+) -> None:
+    """RFC 9112 §9.3.2: one final response per request. A denied request is answered (401)
+    while its body is still being read and dropped; a bad chunk in that body then draws a
+    400 refusal as well: a second final response, which a client pairs with its next request."""
+    head = (
+        b"POST /api/data HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    )
+    assert_hops_agree(target, "default", [head, b"zz\r\n"], 0.05)

@@ -14,7 +14,9 @@ Two behaviours of real upstreams, chosen by the path:
   connection closes; the gateway must never relay it to a client that asked for no upgrade;
 - `/early`: answered as soon as the head has arrived, before the body (as many servers answer a
   GET without reading its body); the body is still read, and the connection kept. A body the
-  gateway declares but never sends then swallows the next request on that pooled connection.
+  gateway declares but never sends then swallows the next request on that pooled connection;
+- `/trailers`: the response is chunked and ends with a trailer field, `X-Upstream-Trailer`,
+  that a client must never find among the response's header fields.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ Fields = list[tuple[bytes, bytes]]
 
 SWITCH_MARK = b"/switch"
 EARLY_MARK = b"/early"
+TRAILERS_MARK = b"/trailers"
+TRAILER_FIELD = b"X-Upstream-Trailer"
 
 
 @dataclass
@@ -151,14 +155,17 @@ class _Protocol(asyncio.Protocol):
             self._transport.close()
             return
         body = json.dumps({"seq": request.seq, "connection": request.connection}).encode()
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("X-Upstream-Seq", str(request.seq)),
-        ]
+        headers = [("Content-Type", "application/json"), ("X-Upstream-Seq", str(request.seq))]
+        trailers = []
+        if TRAILERS_MARK in request.target and request.method != b"HEAD":
+            headers += [("Transfer-Encoding", "chunked"), ("Trailer", TRAILER_FIELD.decode())]
+            trailers = [(TRAILER_FIELD, b"from-trailer")]
+        else:
+            headers.append(("Content-Length", str(len(body))))
         data = self._h11.send(h11.Response(status_code=200, headers=headers)) or b""
-        data += self._h11.send(h11.Data(data=body)) or b""
-        data += self._h11.send(h11.EndOfMessage()) or b""
+        if request.method != b"HEAD":  # RFC 9110 §9.3.2: the length a GET would have, no body
+            data += self._h11.send(h11.Data(data=body)) or b""
+        data += self._h11.send(h11.EndOfMessage(headers=trailers)) or b""
         self._transport.write(data)
         if self._h11.our_state is h11.MUST_CLOSE:
             self._transport.close()
