@@ -91,6 +91,13 @@ def read_responses(received: bytes, methods: list[bytes], closed: bool) -> Clien
                 event = conn.next_event()
                 if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
                     break
+                if event is h11.PAUSED:
+                    # A 2xx to CONNECT: what follows is a tunnel, not HTTP/1.1.
+                    if response is not None:
+                        response.complete = True
+                        view.responses.append(response)
+                    view.leftover = bytes(conn.trailing_data[0])
+                    return view
                 if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
                     # Switched protocols: what follows is not HTTP/1.1.
                     headers = list(event.headers.raw_items())

@@ -72,6 +72,7 @@ class Observation:
     upstream_raw: dict[int, bytes]  # upstream connection -> bytes it received in this exchange
     upstream_errors: dict[int, tuple[str, bytes]]  # connection -> (h11 error, unparsed bytes)
     upstream_open: set[int]  # upstream connections still open when the exchange ended
+    upstream_tunnelled: dict[int, bytes]  # bytes sent into a tunnel a CONNECT opened upstream
     requests_logged: list[dict[str, Any]]  # the gateway's `request` events, in order
     http_errors: list[dict[str, Any]]  # its `http_error` events (requests the parser refused)
     unhandled: list[str] = field(default_factory=list)
@@ -317,6 +318,7 @@ class DifferentialTarget:
                 c.number: (c.error, c.unparsed) for c in touched if c.error is not None
             },
             upstream_open={c.number for c in touched if c.number in open_now},
+            upstream_tunnelled={c.number: bytes(c.tunnelled) for c in touched if c.tunnelled},
             requests_logged=list(log.requests[marks[1] :]),
             http_errors=list(log.http_errors[marks[2] :]),
             unhandled=list(log.unhandled[unhandled_before:]) + self._library_errors(),

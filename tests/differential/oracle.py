@@ -164,6 +164,18 @@ def upstream_unparsable(ex: Exchange) -> list[str]:
     ]
 
 
+@rule("upstream_tunnel")
+def upstream_tunnel(ex: Exchange) -> list[str]:
+    """RFC 9110 §9.3.6: a CONNECT turns the connection into a tunnel once answered 2xx. A
+    reverse proxy never forwards one (the gateway does not proxy tunnels); bytes it sends into
+    a tunnel reach whatever the upstream connected it to, never as HTTP."""
+    return [
+        f"the gateway sent {len(data)} bytes into a CONNECT tunnel on upstream connection "
+        f"{number}: {data[:120]!r}"
+        for number, data in ex.observation.upstream_tunnelled.items()
+    ]
+
+
 @rule("upstream_left_mid_request")
 def upstream_left_mid_request(ex: Exchange) -> list[str]:
     """RFC 9112 §6.3 / §9.3: a request whose declared body the gateway did not deliver, left on

@@ -12,7 +12,7 @@ On top of h11, each with its RFC:
 - RFC 9112 §2.3 / RFC 9110 §2.5: only HTTP/1.x is this protocol. `HTTP/2.0` or `HTTP/0.9` on
   an HTTP/1.1 request line is refused (h11 takes any digit.digit);
 - RFC 9112 §3.2: a `Host` field value must be a valid uri-host [":" port] (h11 checks only its
-  count);
+  count); §3.2.3: a CONNECT's target is authority-form (h11 takes any target);
 - RFC 9112 §9.3: HTTP/1.0 keep-alive (`Connection: keep-alive`) is honoured (h11 closes every
   HTTP/1.0 exchange, which would end the reading early);
 - RFC 9112 §6.1: after a request with both Content-Length and Transfer-Encoding, or with
@@ -112,6 +112,10 @@ def _strictness(request: h11.Request) -> str | None:
     for name, value in request.headers.raw_items():
         if name.lower() == b"host" and not is_valid_host(value):
             return f"invalid Host {value!r} (RFC 9112 §3.2)"
+    if request.method == b"CONNECT" and (
+        request.target.startswith(b"/") or not is_valid_host(request.target)
+    ):
+        return "CONNECT without an authority-form target (RFC 9112 §3.2.3)"
     return None
 
 

@@ -257,3 +257,12 @@ def test_x_a_request_already_answered_gets_no_second_response(
         b"POST /api/data HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
     )
     assert_hops_agree(target, "default", [head, b"zz\r\n"], 0.05)
+
+
+def test_x_a_connect_is_never_forwarded(target: DifferentialTarget) -> None:
+    """RFC 9112 §3.2.3 / RFC 9110 §9.3.6: CONNECT takes an authority-form target and opens a
+    tunnel. llhttp takes `CONNECT /public/x` (an origin-form target routes like any path), the
+    gateway forwards it, a CONNECT-capable upstream answers 200 and turns the pooled connection
+    into a tunnel, and the client is told its tunnel is up."""
+    stream = b"CONNECT /public/x HTTP/1.1\r\n" + HOST + b"\r\n"
+    assert_hops_agree(target, "default", [stream])

@@ -17,6 +17,8 @@ Two behaviours of real upstreams, chosen by the path:
   gateway declares but never sends then swallows the next request on that pooled connection;
 - `/trailers`: the response is chunked and ends with a trailer field, `X-Upstream-Trailer`,
   that a client must never find among the response's header fields.
+And a CONNECT is answered as a CONNECT-capable server would (RFC 9110 §9.3.6): `200` with no
+framing, then the connection is a tunnel; bytes after it are recorded as tunnelled, not parsed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class UpstreamConnection:
     error: str | None = None  # h11's RemoteProtocolError: the gateway sent malformed HTTP/1.1
     unparsed: bytes = b""  # what h11 held when it gave up
     truncated: bool = False  # closed mid-message (the gateway cut an exchange: not an error)
+    tunnelled: bytearray = field(default_factory=bytearray)  # sent after a CONNECT's 200
+    tunnel: bool = False
     closed: bool = False
 
 
@@ -80,6 +84,9 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._upstream.touch()
         self.record.raw += data
+        if self.record.tunnel:
+            self.record.tunnelled += data
+            return
         self._h11.receive_data(data)
         self._drain()
 
@@ -89,7 +96,9 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._upstream.touch()
         self.record.closed = True
-        if self.record.error is not None or self._h11.their_state is h11.ERROR:
+        if self.record.error is not None or self.record.tunnel:
+            return
+        if self._h11.their_state is h11.ERROR:
             return
         self._h11.receive_data(b"")
         self._drain(at_close=True)
@@ -106,7 +115,7 @@ class _Protocol(asyncio.Protocol):
                     self.record.unparsed = bytes(self._h11.trailing_data[0])
                 self.close()
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
+            if event is h11.NEED_DATA or event is h11.PAUSED or self.record.tunnel:
                 return
             if isinstance(event, h11.ConnectionClosed):
                 return
@@ -137,6 +146,8 @@ class _Protocol(asyncio.Protocol):
 
     @property
     def mid_request(self) -> bool:
+        if self.record.tunnel:
+            return True  # a tunnel swallows whatever comes next: never left for the next one
         return self._h11.their_state not in (h11.IDLE, h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
     def close(self) -> None:
@@ -145,6 +156,11 @@ class _Protocol(asyncio.Protocol):
 
     def _answer(self, request: ReceivedRequest) -> None:
         if self._transport is None or self._transport.is_closing():
+            return
+        if request.method == b"CONNECT":
+            self._transport.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            self.record.tunnel = True
+            self.record.tunnelled += bytes(self._h11.trailing_data[0])
             return
         if SWITCH_MARK in request.target:
             # h11 would refuse to send a 101 nobody asked for: written by hand, then closed.
