@@ -102,7 +102,9 @@ def read_responses(received: bytes, methods: list[bytes], closed: bool) -> Clien
                     # Switched protocols: what follows is not HTTP/1.1.
                     headers = list(event.headers.raw_items())
                     view.responses.append(
-                        ClientResponse(101, event.http_version, headers, interim, complete=True)
+                        ClientResponse(
+                            101, event.http_version, headers, interim=interim, complete=True
+                        )
                     )
                     view.leftover = bytes(conn.trailing_data[0])
                     return view

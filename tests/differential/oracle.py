@@ -371,8 +371,8 @@ def identity_header_forged(ex: Exchange) -> list[str]:
                 continue
             seen[key] = seen.get(key, 0) + 1
             want = expected.get(key)
-            exact = want is not None and name.decode("latin-1") == want[0]
-            if not verified or not exact or value.decode("latin-1") != want[1]:
+            exact = want is not None and (name.decode("latin-1"), value.decode("latin-1")) == want
+            if not verified or not exact:
                 found.append(
                     f"{_req(request)}: identity header {name!r}: {value!r} reached the upstream "
                     f"({'verified ' + str(logged[1]['client_id']) if verified and logged else 'no verified token'})"

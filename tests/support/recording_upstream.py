@@ -115,8 +115,8 @@ class _Protocol(asyncio.Protocol):
                     self.record.unparsed = bytes(self._h11.trailing_data[0])
                 self.close()
                 return
-            if event is h11.NEED_DATA or event is h11.PAUSED or self.record.tunnel:
-                return
+            if self.record.tunnel or not isinstance(event, h11.Event):
+                return  # NEED_DATA, PAUSED, or the connection is a tunnel now
             if isinstance(event, h11.ConnectionClosed):
                 return
             self._on_event(event)
