@@ -195,6 +195,9 @@ def upstream_left_mid_request(ex: Exchange) -> list[str]:
             )
             continue
         framed = ex.reference_of(request)
+        logged = ex.log_of(request)
+        if logged is not None and logged[1]["status"] in (408, 413):
+            continue  # the gateway gave up on the body itself (too slow, too large)
         if framed is not None and framed.complete and not request.answered_early:
             found.append(
                 f"{_req(request)}: the client framed a complete request "
@@ -284,6 +287,8 @@ def forwarded_unframed(ex: Exchange) -> list[str]:
         framed = ref.requests[index] if index < len(ref.requests) else None
         if framed is not None and framed.complete:
             continue
+        if framed is not None and request.answered_early and not request.complete:
+            continue  # streaming: a valid head went on before its body was known to be bad
         if ref.refused_index is not None and index >= ref.refused_index:
             why = f"the reference refused request #{ref.refused_index}: {ref.refused}"
         elif ref.stopped is not None:

@@ -56,3 +56,16 @@ def test_a_plain_exchange_passes_every_rule(target: DifferentialTarget) -> None:
         exchange = assert_hops_agree(target, variant, requests)
         assert [r.status for r in exchange.client.responses] == [200, 200, 200]
         assert len(exchange.forwarded) == 3
+
+
+def test_the_gateway_may_be_stricter_than_the_reference(target: DifferentialTarget) -> None:
+    """What h11 accepts and llhttp refuses (obs-fold, a list-valued Content-Length, bare LF
+    line ends): a refusal that forwards nothing is no disagreement."""
+    for stream in (
+        b"GET /public/x HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n b\r\n\r\n",
+        b"POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5, 5\r\n\r\nhello",
+        b"GET /public/x HTTP/1.1\nHost: gw.test\n\n",
+    ):
+        exchange = assert_hops_agree(target, "default", [stream])
+        assert exchange.reference.complete and not exchange.forwarded
+        assert [r.status for r in exchange.client.responses] == [400]
