@@ -17,7 +17,10 @@ On top of h11, each with its RFC:
   HTTP/1.0 exchange, which would end the reading early);
 - RFC 9112 §6.1: after a request with both Content-Length and Transfer-Encoding, or with
   Transfer-Encoding in HTTP/1.0, the connection must close: nothing after it is a request;
-- RFC 9110 §7.8: a server may ignore Upgrade; the reading goes on as HTTP/1.1 after it.
+- RFC 9110 §7.8: a server may ignore Upgrade; the reading goes on as HTTP/1.1 after it;
+- RFC 9112 §3: a recipient may take runs of SP between the parts of a request line as one
+  (llhttp does; h11 refuses); the gateway writes its own request line upstream, so it reads
+  `GET  /x HTTP/1.1` as the reference then does.
 """
 
 from __future__ import annotations
@@ -133,6 +136,18 @@ def _must_close(request: RefRequest) -> str | None:
     return None
 
 
+_SPACED_REQUEST_LINE = re.compile(rb"([!-~]+) +([!-~]+) +(HTTP/[0-9]\.[0-9])\r?\n")
+
+
+def _single_spaced(data: bytes) -> bytes:
+    """RFC 9112 §3: runs of SP in the request line read as one SP."""
+    match = _SPACED_REQUEST_LINE.match(data)
+    if match is None:
+        return data
+    line = b" ".join(match.groups()) + data[match.end(3) : match.end()]
+    return line + data[match.end() :]
+
+
 def _skip_empty_lines(data: bytes) -> bytes:
     while data.startswith((b"\r\n", b"\n")):
         data = data[2:] if data.startswith(b"\r\n") else data[1:]
@@ -143,7 +158,7 @@ def read_reference(stream: bytes) -> Reference:
     reference = Reference([])
     rest = stream
     while True:
-        rest = _skip_empty_lines(rest)
+        rest = _single_spaced(_skip_empty_lines(rest))
         if not rest:
             return reference
         index = len(reference.requests)

@@ -4,8 +4,9 @@ A stream is 1-3 pipelined requests (plus, sometimes, trailing bytes), split at a
 boundaries into writes with a tiny pause between them, so the gateway's parser sees it arrive
 in pieces; the cut points are drawn uniformly or at the places where a split matters (the end
 of a head, a chunk boundary). Each request draws, independently:
-- the request line: method, route (public, protected, the upstream's `/early` and `/switch`),
-  version (1.1, 1.0, and `HTTP/2.0`, `HTTP/0.9`, `HTTP/1.2`);
+- the request line: method (CONNECT and TRACE too), route (public, protected, the upstream's
+  `/early`, `/switch` and `/trailers`), version (1.1, 1.0, and `HTTP/2.0`, `HTTP/0.9`,
+  `HTTP/1.2`, none at all), sometimes odd bytes in the query, two spaces between the parts;
 - Host (normal, missing, duplicate, invalid, empty, with port), Authorization (none, valid,
   lacking the scope, forged, garbage, two), identity headers in every spelling (`X_Client_Id`,
   `x-client-id`, `X-SCOPES`, a space before the colon), forwarded-family and override headers,
@@ -39,7 +40,7 @@ TARGETS = [
     "/public/../api/data", "/public/trailers", "/api/data/trailers",
 ]  # fmt: skip
 VALID_VERSIONS = ["HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]
-VERSIONS = ["HTTP/1.1"] * 4 + ["HTTP/1.0"] * 2 + ["HTTP/2.0", "HTTP/0.9", "HTTP/1.2"]
+VERSIONS = ["HTTP/1.1"] * 4 + ["HTTP/1.0"] * 2 + ["HTTP/2.0", "HTTP/0.9", "HTTP/1.2", ""]
 VALID_HOSTS = ["gw.test", "gw.test", "gw.test:8080", "[::1]:80", ""]
 HOSTS = ["gw.test"] * 3 + [
     "missing", "duplicate", "evil.example/a b?c@d", "", "gw.test:8080", "[::1]:80",
@@ -250,7 +251,8 @@ def request_bytes(draw: st.DrawFn, credentials: Credentials, index: int, last: b
     ends = ["\r\n"] * (len(lines) + 2)
     if wild and draw(st.integers(0, 5)) == 0:
         ends[draw(st.integers(0, len(ends) - 1))] = draw(st.sampled_from(["\n", "\r"]))
-    head = f"{method} {target} {version}{ends[0]}"
+    space = "  " if wild and draw(st.integers(0, 9)) == 0 else " "  # RFC 9112 §3: SP, or more
+    head = space.join(part for part in (method, target, version) if part) + ends[0]
     head += "".join(line + end for line, end in zip(lines, ends[1:], strict=False))
     head += ends[-1]
     encoded = head.encode("latin-1")
