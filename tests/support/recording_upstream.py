@@ -18,7 +18,8 @@ Two behaviours of real upstreams, chosen by the path:
 - `/trailers`: the response is chunked and ends with a trailer field, `X-Upstream-Trailer`,
   that a client must never find among the response's header fields.
 And a CONNECT is answered as a CONNECT-capable server would (RFC 9110 §9.3.6): `200` with no
-framing, then the connection is a tunnel; bytes after it are recorded as tunnelled, not parsed.
+framing, then the connection is a tunnel; bytes after it are recorded as tunnelled, not parsed,
+until the tunnel closes 50 ms later.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ SWITCH_MARK = b"/switch"
 EARLY_MARK = b"/early"
 TRAILERS_MARK = b"/trailers"
 TRAILER_FIELD = b"X-Upstream-Trailer"
+TUNNEL_SECONDS = 0.05
 
 
 @dataclass
@@ -161,6 +163,9 @@ class _Protocol(asyncio.Protocol):
             self._transport.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             self.record.tunnel = True
             self.record.tunnelled += bytes(self._h11.trailing_data[0])
+            # The tunnel's far end hangs up soon (the gateway would otherwise wait out its
+            # upstream timeout on every CONNECT); what arrives until then is recorded.
+            asyncio.get_running_loop().call_later(TUNNEL_SECONDS, self.close)
             return
         if SWITCH_MARK in request.target:
             # h11 would refuse to send a 101 nobody asked for: written by hand, then closed.
