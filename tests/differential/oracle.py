@@ -599,7 +599,8 @@ def client_order(ex: Exchange) -> list[str]:
     found = []
     ref = ex.reference
     finals = len(ex.client.responses)
-    if ref.refused_index is None and finals > ref.attempted:
+    read_to_the_end = ref.refused_index is None and ref.stopped is None
+    if read_to_the_end and finals > ref.attempted:
         found.append(
             f"{finals} final responses to {ref.attempted} request(s): "
             f"{[r.status for r in ex.client.responses]}"
