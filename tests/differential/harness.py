@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -312,7 +312,10 @@ class DifferentialTarget:
             sent=bytes(sent),
             received=bytes(client.data),
             closed_by_gateway=closed_by_gateway,
-            upstream_requests=list(self.upstream.requests[marks[0] :]),
+            # Copies: a record left mid-request keeps growing in a later exchange.
+            upstream_requests=[
+                replace(r, body=bytearray(r.body)) for r in self.upstream.requests[marks[0] :]
+            ],
             upstream_raw={c.number: bytes(c.raw[raw_marks.get(c.number, 0) :]) for c in touched},
             upstream_errors={
                 c.number: (c.error, c.unparsed) for c in touched if c.error is not None
