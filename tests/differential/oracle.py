@@ -436,19 +436,23 @@ def framing_headers(ex: Exchange) -> list[str]:
 
 @rule("hop_by_hop_forwarded")
 def hop_by_hop_forwarded(ex: Exchange) -> list[str]:
-    """RFC 9110 §7.6.1: a proxy removes Connection, the hop-by-hop fields and every field the
-    client's Connection lists; §7.8: Upgrade is never passed on (the gateway does not proxy
-    upgrades, so the upstream must not be asked to switch)."""
+    """RFC 9110 §7.6.1: a proxy removes the client's Connection, its hop-by-hop fields and every
+    field its Connection lists (the gateway may send its own Connection for its own hop);
+    §7.8: Upgrade is never passed on (the gateway does not proxy upgrades, so the upstream
+    must not be asked to switch)."""
     found = []
     for request in ex.forwarded:
         framed = ex.reference_of(request)
-        listed = set()
+        listed: set[str] = set()
+        from_client: set[tuple[bytes, bytes]] = set()
         if framed is not None:
             listed = {t.decode("latin-1") for t in framed.connection_listed}
-        listed -= _RECREATED | IDENTITY | GATEWAY_FORWARDED | {"close", "keep-alive"}
+            from_client = {(name.lower(), value) for name, value in framed.headers}
+        listed -= _RECREATED | IDENTITY | GATEWAY_FORWARDED | HOP_BY_HOP | {"close"}
         for name, value in request.headers:
             key = name.decode("latin-1").lower()
-            if key in HOP_BY_HOP or key in listed:
+            hop = key in HOP_BY_HOP and (key == "upgrade" or (name.lower(), value) in from_client)
+            if hop or key in listed:
                 found.append(f"{_req(request)}: hop-by-hop field {name!r}: {value!r} forwarded")
     return found
 
