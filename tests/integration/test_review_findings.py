@@ -156,3 +156,158 @@ async def test_r2_clients_that_stop_reading_cannot_starve_everyone(make_gateway,
     finally:
         for sock in stalled:
             sock.close()
+
+
+# --- R3 (high, upstream-conditional): format-suffix confusion ---------------------------------
+
+# Rails routes every `get "/api/admin"` as `/api/admin(.:format)`; Django REST framework's
+# format_suffix_patterns and Grape do the same; Spring MVC before 5.3 (suffix pattern match) too.
+# Such an upstream serves `/api/admin.json` from the `/api/admin` handler.
+_SUFFIX_BLIND = __import__("re").compile(r"\.[A-Za-z0-9]+$")
+
+SUFFIX_LAYOUTS: dict[str, list[dict[str, Any]]] = {
+    "admin then public catch-all": [
+        {"name": "admin", "path": "/api/admin/**", "require": {"scopes": ["admin"]}},
+        {"name": "public", "path": "/**", "public": True},
+    ],
+    "CONTRACT example": [],  # base_config's routes: /api/admin/** admin, then /api/** any token
+    "exact admin route then public catch-all": [
+        {"name": "admin-root", "path": "/api/admin", "require": {"scopes": ["admin"]}},
+        {"name": "public", "path": "/**", "public": True},
+    ],
+}
+
+
+@pytest.mark.parametrize("layout", SUFFIX_LAYOUTS, ids=list(SUFFIX_LAYOUTS))
+async def test_r3_a_format_suffix_never_slips_past_the_route_it_names(
+    make_gateway, upstream, mint, layout
+):
+    """HIGH for Rails/DRF/Grape upstreams. T46 refuses `/api/admin/` when it would pass a weaker
+    route than `/api/admin`, because slash-blind upstreams serve both from one handler.
+    Format-suffix-blind upstreams are the same class and are not covered: `/api/admin.json`
+    misses `/api/admin/**` (segment `admin.json`), lands on the public catch-all (or `/api/**`,
+    any token), and Rails runs admin#index. No token, or a read:data token, gets the admin
+    handler."""
+
+    def configure(config: dict[str, Any]) -> None:
+        if SUFFIX_LAYOUTS[layout]:
+            config["routes"] = SUFFIX_LAYOUTS[layout]
+
+    gw = await make_gateway(configure)
+    reader = mint(scope="read:data")
+    reached = []
+    for path in ("/api/admin.json", "/api/admin.xml", "/api/admin.html?x=1"):
+        for token in (None, reader):
+            fields = [f"Authorization: Bearer {token}"] if token else []
+            response = await raw_request(gw.url, _request("GET", path, "Connection: close", *fields))
+            if 200 <= response.status < 300:
+                forwarded = json.loads(response.body)["raw_path"].split("?")[0]
+                if _SUFFIX_BLIND.sub("", forwarded) == "/api/admin":
+                    reached.append((path, "reader token" if token else "no token"))
+    assert reached == []
+
+
+# --- R4 (medium): `token_type: {}` silently removes the preset's token-type guard ---------------
+
+
+async def test_r4_an_empty_token_type_block_does_not_turn_the_guard_off(make_gateway, mint):
+    """MEDIUM (fail-open config, `m2mgate check` silent). README's issuer reference block shows
+    `token_type: {}  # optional: replace the preset's token-type guard` next to `claims: {}`.
+    `claims: {}` keeps the preset's layout (keys left out keep the preset's value), but
+    `token_type: {}` replaces the guard with an empty one: Descope refresh tokens (`drn: DSR`),
+    Keycloak ID/refresh tokens (`typ`), Cognito id tokens (`token_use: id`) and RFC 9068's
+    `typ: at+jwt` requirement are all accepted as access tokens (T6 off). The same class as
+    T42 (`any_scopes: []` compiling to no condition), which is refused."""
+
+    def configure(config: dict[str, Any]) -> None:
+        config["issuers"][0].update(preset="descope", token_type={})
+
+    gw = await make_gateway(configure)
+    refresh = mint(drn="DSR", dsub="svc-orders", scope=None, permissions=["read:data"])
+    response = await gw.get("/api/x", refresh)
+    assert response.status == 401, "a Descope refresh token passed as an access token"
+
+
+# --- R5 (medium): `_method` overrides in the query -------------------------------------------
+
+
+async def test_r5_a_query_method_override_cannot_pick_another_route(make_gateway, upstream, mint):
+    """MEDIUM (upstream-conditional). T33 strips X-HTTP-Method-Override & co. because
+    "Express and Laravel method-override ... act on them instead of the request line". The same
+    frameworks take `_method` from the query: Laravel/Symfony (`httpMethodParameterOverride`,
+    on in Laravel: `$request->query->get('_method')`), Express `methodOverride('_method')`.
+    POST is allowed with `write`; DELETE needs `admin`; `POST ...?_method=DELETE` with a write
+    token is forwarded unchanged and such an upstream runs its DELETE handler."""
+
+    def configure(config: dict[str, Any]) -> None:
+        config["routes"] = [
+            {"name": "items-delete", "path": "/api/items/**", "methods": ["DELETE"],
+             "require": {"scopes": ["admin"]}},
+            {"name": "items", "path": "/api/items/**", "require": {"scopes": ["write"]}},
+        ]  # fmt: skip
+
+    gw = await make_gateway(configure)
+    writer = mint(scope="write")
+    assert (await gw.http.delete(gw.url + "/api/items/1",
+                                 headers={"Authorization": f"Bearer {writer}"})).status == 403  # fmt: skip
+    for target in ("/api/items/1?_method=DELETE", "/api/items/1?_METHOD=delete&x=1"):
+        response = await raw_request(gw.url, _request(
+            "POST", target, "Connection: close", f"Authorization: Bearer {writer}",
+            "Content-Length: 0"))  # fmt: skip
+        assert response.status != 200, f"{target}: forwarded, the upstream runs DELETE"
+
+
+# --- R6 (low): forward.authorization forwards unverified credentials on public routes ----------
+
+
+async def test_r6_public_routes_never_forward_an_unverified_authorization(through, recorder):
+    """LOW/MEDIUM. With `forward.authorization: true` the upstream gets `Authorization` as the
+    credential behind X-Client-Id. On a public route the gateway inspects no token, yet the
+    client's Authorization (a forged JWT, or Basic) is forwarded, indistinguishable from a
+    verified one. An upstream that decodes the forwarded JWT (\"the gateway verified it\") takes
+    the client's word for its identity."""
+    gw = await through(lambda config: config.update(forward={"authorization": True}))
+    forged = "eyJhbGciOiJub25lIn0.eyJjbGllbnRfaWQiOiJhZG1pbiIsInNjb3BlIjoiYWRtaW4ifQ."
+    response = await raw_request(
+        gw.url, _request("GET", "/public/a", "Connection: close", f"Authorization: Bearer {forged}")
+    )
+    assert response.status == 200
+    (seen,) = recorder.complete
+    assert seen.values("authorization") == []
+
+
+# --- R7 (low): client-supplied connection/identity facts other gateways use ----------------------
+
+PASSED_THROUGH = {
+    # client address: Rails ActionDispatch::RemoteIp (HTTP_CLIENT_IP), PHP get_client_ip idioms
+    "Client-IP": "6.6.6.6", "X-Forwarded": "for=6.6.6.6", "Forwarded-For": "6.6.6.6",
+    "X-Originating-IP": "6.6.6.6", "X-Remote-IP": "6.6.6.6", "X-Remote-Addr": "6.6.6.6",
+    "X-ProxyUser-Ip": "6.6.6.6", "X-Envoy-External-Address": "6.6.6.6",
+    # scheme/host: Tornado xheaders (X-Scheme), Microsoft Front-End-Https
+    "X-Scheme": "https", "X-Url-Scheme": "https", "Front-End-Https": "on", "X-Host": "evil",
+    "X-Original-Host": "evil",
+    # client certificates forwarded by a TLS terminator: ASP.NET Core CertificateForwarding reads
+    # X-ARR-ClientCert by default; nginx recipes use X-SSL-Client-Cert / -Verify / -DN
+    "X-ARR-ClientCert": "MIIB", "X-SSL-Client-Cert": "MIIB", "X-SSL-Client-Verify": "SUCCESS",
+    # identity from other gateways an upstream may still honour
+    "X-Auth-Request-User": "admin", "Remote-User": "admin", "X-Remote-User": "admin",
+    "X-WEBAUTH-USER": "admin", "X-Consumer-Username": "admin", "X-Authenticated-Userid": "admin",
+    "X-Amzn-Oidc-Identity": "admin", "X-MS-CLIENT-PRINCIPAL-NAME": "admin",
+    "X-Apigateway-Api-Userinfo": "eyJzdWIiOiJhZG1pbiJ9",
+    # Envoy (Istio sidecar as the upstream's hop): retries of a POST the gateway sent once
+    "X-Envoy-Retry-On": "5xx", "X-Envoy-Max-Retries": "10", "X-Envoy-Original-Path": "/api/admin",
+    # routing: the nginx auth_request names the authz mode itself reads (CONTRACT)
+    "X-Original-URI": "/api/admin/x", "X-Original-Method": "DELETE",
+}  # fmt: skip
+
+
+async def test_r7_client_supplied_connection_and_identity_facts_are_removed(through, recorder):
+    """LOW (defence in depth; T32/T33 claim the class). With `trusted_proxies` set, an untrusted
+    client's forwarded family is removed, but only the names listed in FORWARDED_FAMILY and
+    `X-Forwarded-*`: every header below reaches the upstream as the client wrote it."""
+    gw = await through(lambda config: config.update(forward={"trusted_proxies": ["10.0.0.0/8"]}))
+    fields = [f"{name}: {value}" for name, value in PASSED_THROUGH.items()]
+    response = await raw_request(gw.url, _request("GET", "/public/a", "Connection: close", *fields))
+    assert response.status == 200
+    (seen,) = recorder.complete
+    assert [name for name in PASSED_THROUGH if seen.values(name)] == []
