@@ -311,3 +311,105 @@ async def test_r7_client_supplied_connection_and_identity_facts_are_removed(thro
     assert response.status == 200
     (seen,) = recorder.complete
     assert [name for name in PASSED_THROUGH if seen.values(name)] == []
+
+
+# --- R8, R9 (low): a buggy or hostile upstream --------------------------------------------------
+
+
+class ScriptedUpstream:
+    """A raw upstream: `answer(head) -> [(delay_seconds, bytes), ...]` per request head read."""
+
+    def __init__(self, answer: Callable[[bytes], list[tuple[float, bytes]]]) -> None:
+        self.answer = answer
+        self.heads: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> ScriptedUpstream:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(head)
+                for delay, data in self.answer(head):
+                    if delay:
+                        await asyncio.sleep(delay)
+                    writer.write(data)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Callable[..., Any]]:
+    started: list[ScriptedUpstream] = []
+
+    async def make(answer: Callable[[bytes], list[tuple[float, bytes]]]) -> ScriptedUpstream:
+        upstream = await ScriptedUpstream(answer).start()
+        started.append(upstream)
+        return upstream
+
+    yield make
+    for upstream in started:
+        await upstream.stop()
+
+
+async def test_r8_late_bytes_after_a_head_response_never_reach_the_next_client(
+    make_gateway, scripted
+):
+    """LOW (needs an upstream that writes a body for HEAD, late). The pool ends a HEAD exchange
+    at the response head and puts the connection back at once; bytes the upstream writes a
+    moment later (a body it should not have sent, here shaped as a response) are read as the
+    response of the next request that reuses the connection: another client gets `PWNED!`.
+    T24 says bytes after a complete response retire the connection; only those that arrive
+    before the connection is reused do."""
+
+    def answer(head: bytes) -> list[tuple[float, bytes]]:
+        if head.startswith(b"HEAD "):
+            late = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Evil: 1\r\n\r\nPWNED!"
+            return [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n"), (0.2, late)]
+        body = b"the real answer"
+        return [(0, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))]
+
+    upstream = await scripted(answer)
+    gw = await make_gateway(lambda config: config["upstream"].update(url=upstream.url))
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(_request("HEAD", "/public/a", "Connection: close"))
+    assert (await asyncio.wait_for(reader.read(), 3)).startswith(b"HTTP/1.1 200 ")
+    writer.close()
+    await asyncio.sleep(0.05)
+    victim = await raw_request(gw.url, _request("GET", "/public/victim", "Connection: close"))
+    assert victim.body != b"PWNED!"
+
+
+async def test_r9_an_upstream_response_head_is_bounded(make_gateway, scripted):
+    """LOW (hostile upstream; memory). Request heads are capped (431); response heads are not:
+    the pool keeps every header field llhttp hands it, and relays them all. 8 MB of response
+    header fields are buffered and sent on to the client; a response head of any size is held
+    in memory within `upstream.timeout_seconds`."""
+    fields = b"".join(b"X-H%d: %s\r\n" % (index, b"a" * 8000) for index in range(1000))
+
+    def answer(_: bytes) -> list[tuple[float, bytes]]:
+        return [(0, b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: 2\r\n\r\nhi")]
+
+    upstream = await scripted(answer)
+    gw = await make_gateway(lambda config: config["upstream"].update(url=upstream.url))
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), limit=64 * 1024 * 1024)
+    writer.write(_request("GET", "/public/a", "Connection: close"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert len(head) < 1024 * 1024, f"{len(head)} bytes of response head relayed"
+    assert head.startswith(b"HTTP/1.1 502 ")
+
