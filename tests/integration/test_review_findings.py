@@ -22,8 +22,7 @@ import pytest
 
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.support.h11_upstream import H11Upstream
-from tests.support.raw_http import RawResponse, _read_response, raw_request
-from tests.support.waiting import eventually
+from tests.support.raw_http import RawResponse, raw_request
 
 FORGED = b"X-Client-Id: admin\r\nX-Scopes: admin\r\n"
 
