@@ -199,7 +199,9 @@ async def test_r3_a_format_suffix_never_slips_past_the_route_it_names(
     for path in ("/api/admin.json", "/api/admin.xml", "/api/admin.html?x=1"):
         for token in (None, reader):
             fields = [f"Authorization: Bearer {token}"] if token else []
-            response = await raw_request(gw.url, _request("GET", path, "Connection: close", *fields))
+            response = await raw_request(
+                gw.url, _request("GET", path, "Connection: close", *fields)
+            )
             if 200 <= response.status < 300:
                 forwarded = json.loads(response.body)["raw_path"].split("?")[0]
                 if _SUFFIX_BLIND.sub("", forwarded) == "/api/admin":
@@ -412,4 +414,3 @@ async def test_r9_an_upstream_response_head_is_bounded(make_gateway, scripted):
     writer.close()
     assert len(head) < 1024 * 1024, f"{len(head)} bytes of response head relayed"
     assert head.startswith(b"HTTP/1.1 502 ")
-
