@@ -81,6 +81,9 @@ class Reference:
     requests: list[RefRequest]
     refused: str | None = None  # why the request at `refused_index` is not HTTP/1.1
     refused_index: int | None = None
+    # The method the refused request's line names, as the client wrote it: a client reads the
+    # answer to a HEAD it sent without a body, even when the request was not valid HTTP.
+    refused_method: bytes | None = None
     stopped: str | None = None  # the connection ends after the last complete request
     partial_head: bytes = b""  # the stream ends inside a request head (not yet a request)
 
@@ -148,6 +151,15 @@ def _single_spaced(data: bytes) -> bytes:
     return line + data[match.end() :]
 
 
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _method_token(request: bytes) -> bytes | None:
+    """The method a request line starts with, if it is a token (RFC 9110 §9.1)."""
+    method = request.partition(b" ")[0]
+    return method if _TOKEN.fullmatch(method) else None
+
+
 def _skip_empty_lines(data: bytes) -> bytes:
     while data.startswith((b"\r\n", b"\n")):
         data = data[2:] if data.startswith(b"\r\n") else data[1:]
@@ -176,6 +188,7 @@ def read_reference(stream: bytes) -> Reference:
                     refusal = _strictness(event)
                     if refusal is not None:
                         reference.refused, reference.refused_index = refusal, index
+                        reference.refused_method = _method_token(rest)
                         return reference
                     current = RefRequest(
                         index,
@@ -193,6 +206,7 @@ def read_reference(stream: bytes) -> Reference:
                     break
         except h11.RemoteProtocolError as error:
             reference.refused, reference.refused_index = str(error), index
+            reference.refused_method = _method_token(rest)
             return reference
         current.must_close = _must_close(current)
         if current.must_close is not None:

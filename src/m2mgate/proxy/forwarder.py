@@ -113,9 +113,14 @@ class UpstreamForwarder:
         # Framing: the pool writes it from what the listener read, never from the client's
         # fields (the header rules strip Content-Length and Transfer-Encoding): a declared
         # length is the exact count the listener delivers, else the body goes chunked.
-        upstream = await self._pool.request(
-            request.method, request.target, headers, body, content_length=declared
-        )
+        try:
+            upstream = await self._pool.request(
+                request.method, request.target, headers, body, content_length=declared
+            )
+        except UpstreamFailure as error:
+            if error.reached_upstream:  # sent, then it failed: still a forwarded request
+                timing.upstream_seconds = time.perf_counter() - started
+            raise
         try:
             await self._relay(request, upstream, request_id, timing)
         finally:

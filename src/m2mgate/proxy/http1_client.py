@@ -38,7 +38,13 @@ from typing import cast
 
 import httptools
 
-from m2mgate.errors import BadGateway, GatewayError, GatewayTimeout
+from m2mgate.errors import (
+    BadGateway,
+    CannotConnect,
+    ConnectTimeout,
+    GatewayError,
+    GatewayTimeout,
+)
 from m2mgate.flow_control import WriteFlow, wake, woken_in_time
 
 Headers = list[tuple[str, str]]
@@ -415,7 +421,7 @@ class UpstreamPool:
 
     async def _connection(self, fresh: bool = False) -> tuple[_Connection, bool]:
         if self._closed:
-            raise BadGateway("upstream pool closed")
+            raise CannotConnect("upstream pool closed")
         now = time.monotonic()
         while self._idle and not fresh:
             conn = self._idle.pop()
@@ -429,11 +435,11 @@ class UpstreamPool:
                 self.connect_timeout,
             )
         except TimeoutError:
-            raise GatewayTimeout(
+            raise ConnectTimeout(
                 f"connecting to the upstream took longer than {self.connect_timeout:g}s"
             ) from None
         except OSError as error:
-            raise BadGateway(f"cannot connect to the upstream: {type(error).__name__}") from None
+            raise CannotConnect(f"cannot connect to the upstream: {type(error).__name__}") from None
         self.opened += 1
         return conn, False
 

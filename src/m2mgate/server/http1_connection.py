@@ -65,6 +65,7 @@ class HttpConnection(WriteFlow):
         self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
         self._refusal: int | None = None
         self._trailer_fields = 0  # of the chunked body being read: its trailer section
+        self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -154,12 +155,15 @@ class HttpConnection(WriteFlow):
         self._headers = []
         self._read_here = []
         self._trailer_fields = 0
+        self._is_head = False
         self._reading = _HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
         self.deadline = self._server.now() + self._limits.head_timeout_seconds
         self.deadline_is_head = True
 
     def on_url(self, url: bytes) -> None:
+        if not self._url:
+            self._is_head = self._parser.get_method() == b"HEAD"
         self._url.append(url)
         self._url_bytes += len(url)
         # The request line: method SP target SP HTTP/1.1
@@ -381,7 +385,8 @@ class HttpConnection(WriteFlow):
             self.close()
             return
         if active is None:
-            self.write(refusal(status, self._reported(status, error)))
+            request_id = self._reported(status, error)
+            self.write(refusal(status, request_id, to_head=self._is_head))
         elif active is parsing and not active.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a
@@ -391,7 +396,7 @@ class HttpConnection(WriteFlow):
             # that has started logs the request itself, with this status.
             request_id = active.request_id or self._reported(status, error)
             active.refuse(status, error)
-            self.write(refusal(status, request_id))
+            self.write(refusal(status, request_id, to_head=active.method == "HEAD"))
             if self._task is not None:
                 self._task.cancel()
         elif active is parsing:

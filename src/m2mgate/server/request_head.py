@@ -14,16 +14,19 @@ from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
 from m2mgate.server.responses import parse_error_response
 
 
-def refusal(status: int, request_id: str) -> bytes:
+def refusal(status: int, request_id: str, *, to_head: bool = False) -> bytes:
     """A refused request's answer, encoded; the connection closes after it (RFC 9112 §9.6:
-    after a framing error nothing more on the connection is trusted)."""
+    after a framing error nothing more on the connection is trusted). `to_head`: the request
+    was HEAD, so the answer has no body (RFC 9110 §9.3.2); a client would read one as the
+    start of another response."""
     reply = parse_error_response(status, request_id)
     framing = [
         f"Date: {http_date()}\r\n",
         f"Content-Length: {len(reply.body)}\r\n",
         "Connection: close\r\n",
     ]
-    return encode_head(reply.status, reply.headers, framing) + reply.body
+    head = encode_head(reply.status, reply.headers, framing)
+    return head if to_head else head + reply.body
 
 
 READ_BY_GATEWAY = frozenset(
@@ -61,6 +64,12 @@ def read_head_fields(
             codings.extend(coding.strip().lower() for coding in value.split(","))
         elif lowered == b"expect":
             cycle.expect_continue = value.strip().lower() == "100-continue"
+    if cycle.method == "CONNECT":
+        # RFC 9110 §9.3.6: CONNECT asks for a tunnel, which this gateway never opens. Forwarded,
+        # an upstream that reads it as bodyless (its content has no defined meaning) ran the
+        # bytes after the head as a new request (#8 review, R1); a 2xx to it makes the pooled
+        # connection a tunnel. 501: the method is not supported for any resource.
+        return 501
     if cycle.version not in SPOKEN_VERSIONS:
         # RFC 9110 §15.6.6: HTTP/2.0 or 0.9 in a request line. llhttp parses them as if they
         # were 1.x; answering (or forwarding) them as such would speak a version nobody agreed.
