@@ -249,6 +249,7 @@ class Gateway:
             ConnectionLimits(
                 head_timeout_seconds=limits.head_timeout_seconds,
                 keepalive_timeout_seconds=limits.keepalive_timeout_seconds,
+                send_timeout_seconds=limits.send_timeout_seconds,
                 max_connections=limits.max_connections,
                 max_url_bytes=limits.max_url_bytes,
                 max_header_bytes=limits.max_header_bytes,

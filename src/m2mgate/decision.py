@@ -21,7 +21,7 @@ from m2mgate.auth.trace import Trace, traced
 from m2mgate.auth.verifier import KeyProvider, TokenVerifier
 from m2mgate.config.compiling import Settings
 from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteDenied, RouteNotFound
-from m2mgate.request_path import normalize_request_path, split_target
+from m2mgate.request_path import check_query, normalize_request_path, split_target
 from m2mgate.routing import PathConfusion, Route, RouteTable
 
 
@@ -94,8 +94,7 @@ class Gatekeeper:
         record: DecisionRecord,
         trace: Trace | None,
     ) -> None:
-        raw_path, _ = split_target(target)  # the query is forwarded, never routed on
-        path = traced(trace, "path", normalize_request_path, raw_path)
+        path = traced(trace, "path", _routed_path, target)
         route = traced(trace, "route", self._route, method, path)
         record.route = route
         if route.is_deny:  # before the public check: a deny route has no requirement either
@@ -121,3 +120,12 @@ class Gatekeeper:
 
     def _token(self, authorization: Sequence[str]) -> str:
         return extract_bearer_token(authorization, max_bytes=self.max_token_bytes)
+
+
+def _routed_path(target: str) -> str:
+    """The decoded path the route is matched on; the query is forwarded as is, never routed on,
+    once it is known not to override the method."""
+    raw_path, query = split_target(target)
+    if query:
+        check_query(query)
+    return normalize_request_path(raw_path)

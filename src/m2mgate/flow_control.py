@@ -60,11 +60,17 @@ class WriteFlow(asyncio.Protocol):
         wake(self._drain_waiter)
         self._drain_waiter = None
 
-    async def drain(self) -> None:
+    async def drain(self, timeout_seconds: float | None = None) -> None:
+        """Wait until the transport may be written again; TimeoutError when the peer has read
+        nothing for `timeout_seconds` (None: no bound)."""
         if self.closed:
             raise self.closed_error()
         if self._write_paused:
-            self._drain_waiter = asyncio.get_running_loop().create_future()
-            await self._drain_waiter
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            if timeout_seconds is None:
+                await waiter
+            elif not await woken_in_time(waiter, timeout_seconds):
+                self._drain_waiter = None
+                raise TimeoutError
             if self.closed:
                 raise self.closed_error()

@@ -22,7 +22,7 @@ ignored is refused (see routing.py, `CaseConfusion` and `TrailingSlashConfusion`
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from m2mgate.errors import InvalidPath
 
@@ -37,6 +37,27 @@ def split_target(target: str) -> tuple[str, str]:
     """`/a/b?x=1` -> ("/a/b", "x=1"); the query is forwarded as is and never routed on."""
     path, _, query = target.partition("?")
     return path, query
+
+
+# Query parameters some upstream frameworks read as the request's method (Symfony and Laravel's
+# `_method` with httpMethodParameterOverride, Express `methodOverride('_method')`), compared
+# percent-decoded and case-insensitively. The gateway decided on the request line's method.
+_METHOD_OVERRIDE_PARAMETERS = frozenset(
+    {"_method", "x-http-method-override", "x-http-method", "x-method-override"}
+)
+
+
+def check_query(query: str) -> None:
+    """InvalidPath when the query asks the upstream for another method than the request
+    line's. Threat (#8 review R5): `POST /api/items/1?_method=DELETE` passes a POST rule and
+    runs the DELETE handler. (A `_method` in a form body cannot be seen here; see the threat
+    model: such overrides must be off upstream.)"""
+    if "method" not in query.lower():
+        return  # the common case: one scan, no parsing
+    for parameter in query.replace(";", "&").split("&"):
+        name = unquote_plus(parameter.partition("=")[0]).strip().lower()
+        if name in _METHOD_OVERRIDE_PARAMETERS:
+            raise InvalidPath("the query overrides the method (a `_method` parameter)")
 
 
 def normalize_request_path(raw_path: str) -> str:

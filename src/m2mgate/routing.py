@@ -14,6 +14,13 @@ slash removed, or one added; `/` has none). Threat: Express, ASP.NET Core and Sp
 `/api/admin/` from the `/api/admin` handler; with exact `/api/admin` protected and a public
 catch-all after it, `/api/admin/` would pass the gateway as public and be served as admin.
 Both blind spots at once count too: a twin that matches another route ignoring case.
+
+Format suffix: the same once more for `.ext` on the last segment (`FormatSuffixConfusion`):
+a path whose last segment with its suffix cut (`/api/admin.json` -> `/api/admin`) is matched by
+a route before the path's own is refused. Threat (#8 review): Rails routes `/api/admin` as
+`/api/admin(.:format)`, and Django REST framework's format suffixes, Grape and Spring MVC
+before 5.3 do the same; `/api/admin.json` missed `/api/admin/**`, passed a weaker route after
+it, and ran the admin handler.
 `/api/admin` itself still reaches its route: that its twin is public (matched by the later
 catch-all) confuses nothing, the path's own route comes first either way.
 
@@ -47,6 +54,10 @@ class TrailingSlashConfusion(PathConfusion):
     """The path's trailing-slash twin matches a different route."""
 
 
+class FormatSuffixConfusion(PathConfusion):
+    """The path without the `.format` suffix of its last segment matches another route."""
+
+
 @dataclass(frozen=True, slots=True)
 class PathPattern:
     text: str
@@ -61,6 +72,10 @@ class PathPattern:
 
     def matches_ignoring_case(self, path: str) -> bool:
         return self.folded.fullmatch(path) is not None
+
+    @property
+    def has_literal_segment(self) -> bool:
+        return any(part not in ("", "*", "**") for part in self.text.split("/"))
 
     @property
     def tells_slash_twins_apart(self) -> bool:
@@ -166,6 +181,9 @@ class RouteTable:
         # Fast path: when no pattern tells a path from its trailing-slash twin (all end in
         # `/**`, or are `/`), the twin always picks the same route: skip its match.
         self._slash_twins = any(r.pattern.tells_slash_twins_apart for r in routes)
+        # Likewise for format suffixes: only a literal segment can tell `admin` from
+        # `admin.json` (`*` and `**` match both).
+        self._suffix_twins = any(r.pattern.has_literal_segment for r in routes)
         self._position = {id(r): index for index, r in enumerate(routes)}
 
     def match(self, method: str, path: str) -> Route | None:
@@ -187,18 +205,34 @@ class RouteTable:
                 )
         if self._slash_twins and path != "/":
             twin = path[:-1] if path.endswith("/") else path + "/"
-            # The first route the twin gets, ignoring case too unless that cannot matter
-            # (a folded match is a superset of the exact one, so it comes no later).
-            other = (
-                self._first(method, twin)
-                if case_blind_safe
-                else self._first_ignoring_case(method, twin)
-            )
+            other = self._twin_route(method, twin, case_blind_safe)
             if other is not None and other is not exact and self._before(other, exact):
                 raise TrailingSlashConfusion(
                     f"path matches route {_name(exact)}, ignoring its trailing slash {_name(other)}"
                 )
+        if self._suffix_twins:
+            self._check_suffix_twin(method, path, exact, case_blind_safe)
         return exact
+
+    def _check_suffix_twin(
+        self, method: str, path: str, exact: Route | None, case_blind_safe: bool
+    ) -> None:
+        head, _, last = path.rpartition("/")
+        stem = last.partition(".")[0]
+        if stem == last or not stem:
+            return  # no suffix (or a dot file such as `/.well-known`): nothing to confuse
+        other = self._twin_route(method, f"{head}/{stem}", case_blind_safe)
+        if other is not None and other is not exact and self._before(other, exact):
+            raise FormatSuffixConfusion(
+                f"path matches route {_name(exact)}, without its format suffix {_name(other)}"
+            )
+
+    def _twin_route(self, method: str, twin: str, case_blind_safe: bool) -> Route | None:
+        """The first route a twin path gets, ignoring case too unless that cannot matter (a
+        folded match is a superset of the exact one, so it comes no later)."""
+        if case_blind_safe:
+            return self._first(method, twin)
+        return self._first_ignoring_case(method, twin)
 
     def _before(self, route: Route, other: Route | None) -> bool:
         return other is None or self._position[id(route)] < self._position[id(other)]

@@ -88,8 +88,8 @@ class Exchange:
         # The client pairs response i with its request i; past what the reference could
         # read, the gateway's own reading (its log) says which requests it answered.
         methods = [request.method for request in self.reference.requests]
-        if self.reference.refused_index == len(methods) and self.reference.refused_method:
-            methods.append(self.reference.refused_method)
+        if self.reference.unfinished_method is not None:
+            methods.append(self.reference.unfinished_method)
         methods += [line["method"].encode("latin-1") for line in self.logs[len(methods) :]]
         self.client = read_responses(
             self.observation.received, methods, self.observation.closed_by_gateway

@@ -88,6 +88,14 @@ class Reference:
     partial_head: bytes = b""  # the stream ends inside a request head (not yet a request)
 
     @property
+    def unfinished_method(self) -> bytes | None:
+        """The method of the request after the last read one, when the client started it:
+        refused, or cut inside its head. Its answer is read as the answer to that method."""
+        if self.refused_index == len(self.requests) and self.refused_method:
+            return self.refused_method
+        return _method_token(self.partial_head) if self.partial_head else None
+
+    @property
     def attempted(self) -> int:
         """How many requests the client started: each may get one final response."""
         extra = self.refused_index == len(self.requests) or bool(self.partial_head)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import aiohttp
@@ -189,3 +190,62 @@ async def test_forwarded_headers_follow_the_trust_settings(
     assert header_values(seen, "X-Forwarded-Proto") == [proto]
     expected_host = gw.url.removeprefix("http://") if host == "GW" else host
     assert header_values(seen, "X-Forwarded-Host") == [expected_host]
+
+
+def _stalled_reader(url: str, path: str) -> socket.socket:
+    """A client that asks for a large response and never reads it."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n".encode())
+    return sock
+
+
+BIG = f"/public/big?behaviour=big&bytes={32 * 1024 * 1024}"
+
+
+async def test_a_client_that_stops_reading_is_cut_and_frees_its_upstream_connection(
+    make_gateway, upstream
+):
+    """#8 review R2: relaying to a client that read nothing, the gateway waited forever,
+    holding a pooled upstream connection; `upstream.max_connections` such clients starved
+    everyone. `limits.send_timeout_seconds` bounds the wait."""
+
+    def configure(config: dict[str, Any]) -> None:
+        config["upstream"]["max_connections"] = 1
+        config["limits"] = {"send_timeout_seconds": 0.5}
+
+    gw = await make_gateway(configure)
+    stalled = _stalled_reader(gw.url, BIG)
+    try:
+        await eventually(lambda: any(e["path"] == "/public/big" for e in gw.access_events()), 10)
+        (line,) = [e for e in gw.access_events() if e["path"] == "/public/big"]
+        assert line["client_gone"] is True
+        assert "send_timeout_seconds" in line["detail"]
+        response = await gw.get("/public/after")  # the one pooled connection is free again
+        assert response.status == 200
+    finally:
+        stalled.close()
+
+
+async def test_a_request_finding_every_upstream_connection_busy_gets_504_in_time(
+    make_gateway, upstream
+):
+    def configure(config: dict[str, Any]) -> None:
+        config["upstream"].update(max_connections=1, connect_timeout_seconds=0.3)
+
+    gw = await make_gateway(configure)
+    stalled = _stalled_reader(gw.url, BIG)  # holds the only upstream connection for 60 s
+    try:
+        await eventually(lambda: gw.gateway.runtime.forwarder.pool.idle_connections == 0)
+        await asyncio.sleep(0.2)
+        started = asyncio.get_running_loop().time()
+        response = await gw.get("/public/other")
+        assert response.status == 504
+        assert asyncio.get_running_loop().time() - started < 3
+        (line,) = [e for e in gw.access_events() if e["path"] == "/public/other"]
+        assert "no free upstream connection" in line["upstream_detail"]
+        assert line["upstream_ms"] is None  # it never reached the upstream
+    finally:
+        stalled.close()

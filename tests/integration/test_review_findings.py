@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from m2mgate.errors import ConfigError
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.support.h11_upstream import H11Upstream
 from tests.support.raw_http import RawResponse, raw_request
@@ -224,7 +225,12 @@ async def test_r4_an_empty_token_type_block_does_not_turn_the_guard_off(make_gat
     def configure(config: dict[str, Any]) -> None:
         config["issuers"][0].update(preset="descope", token_type={})
 
-    gw = await make_gateway(configure)
+    # Fixed by refusing the block (a guard that checks nothing must be written out).
+    with pytest.raises(ConfigError) as refused:
+        await make_gateway(configure)
+    ((where, _),) = refused.value.problems
+    assert where == "issuers[0].token_type"
+    gw = await make_gateway(lambda config: config["issuers"][0].update(preset="descope"))
     refresh = mint(drn="DSR", dsub="svc-orders", scope=None, permissions=["read:data"])
     response = await gw.get("/api/x", refresh)
     assert response.status == 401, "a Descope refresh token passed as an access token"

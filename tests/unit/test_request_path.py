@@ -71,3 +71,22 @@ def test_refused_paths(raw):
 def test_split_target():
     assert split_target("/a/b?x=1&y=%2f") == ("/a/b", "x=1&y=%2f")
     assert split_target("/a") == ("/a", "")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["_method=DELETE", "x=1&_METHOD=delete", "a=b;_method=put", "%5Fmethod=PATCH",
+     "X-HTTP-Method-Override=DELETE", "_method"],
+)  # fmt: skip
+def test_a_query_that_overrides_the_method_is_refused(query):
+    from m2mgate.request_path import check_query
+
+    with pytest.raises(InvalidPath):
+        check_query(query)
+
+
+@pytest.mark.parametrize("query", ["", "method=GET", "payment_method=card", "x=_method"])
+def test_queries_that_do_not_override_the_method_pass(query):
+    from m2mgate.request_path import check_query
+
+    check_query(query)

@@ -262,3 +262,44 @@ def test_refusals_agree_with_a_plain_model_of_case_and_slash_blind_upstreams():
                     assert blind(table, path) is not exact, (chosen, path)
                 else:
                     assert got is exact and blind(table, path) is exact, (chosen, path)
+
+
+def test_a_format_suffix_that_names_an_earlier_route_is_refused():
+    """#8 review R3: Rails (`/api/admin(.:format)`), DRF format suffixes, Grape and Spring MVC
+    before 5.3 serve `/api/admin.json` from the `/api/admin` handler."""
+    from m2mgate.routing import FormatSuffixConfusion, PathConfusion
+
+    table = RouteTable(
+        (
+            route("admin", "/api/admin/**"),
+            route("exact", "/api/reports"),
+            route("public", "/**", public=True),
+        )
+    )
+    for path in ("/api/admin.json", "/api/admin.tar.gz", "/api/reports.csv", "/API/admin.json"):
+        with pytest.raises(PathConfusion):
+            table.match("GET", path)
+    assert issubclass(FormatSuffixConfusion, PathConfusion)
+    for path, name in (
+        ("/public/app.js", "public"),  # its twin gets the same route
+        ("/api/admin/x.json", "admin"),
+        ("/.well-known", "public"),  # a dot file has no suffix
+        ("/api/admin", "admin"),
+    ):
+        found = table.match("GET", path)
+        assert found is not None and found.name == name, path
+
+
+def test_a_suffixed_path_with_a_route_of_its_own_before_the_twins_is_not_refused():
+    table = RouteTable(
+        (route("spec", "/docs/openapi.json", public=True), route("docs", "/docs/**"))
+    )
+    found = table.match("GET", "/docs/openapi.json")
+    assert found is not None and found.name == "spec"
+
+
+def test_tables_without_literal_segments_skip_the_suffix_match():
+    table = RouteTable((route("one", "/*"), route("rest", "/**", public=True)))
+    assert not table._suffix_twins
+    found = table.match("GET", "/x.json")
+    assert found is not None and found.name == "one"

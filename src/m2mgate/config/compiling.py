@@ -56,6 +56,7 @@ class ListenerLimits:
     max_url_bytes: int
     head_timeout_seconds: float
     keepalive_timeout_seconds: float
+    send_timeout_seconds: float
     max_connections: int
 
 
@@ -169,6 +170,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
             max_url_bytes=config.limits.max_url_bytes,
             head_timeout_seconds=config.limits.head_timeout_seconds,
             keepalive_timeout_seconds=config.limits.keepalive_timeout_seconds,
+            send_timeout_seconds=config.limits.send_timeout_seconds,
             max_connections=config.limits.max_connections,
         ),
         body_limits=BodyLimits(

@@ -214,6 +214,20 @@ class TokenTypeSchema(Strict):
         default_factory=dict, description="Claims checked only when the token has them."
     )
 
+    @model_validator(mode="after")
+    def _says_something(self) -> TokenTypeSchema:
+        # Fail closed (#8 review R4): `token_type: {}` reads like "the defaults", but it
+        # replaces the preset's guard (RFC 9068 `typ`, Descope `drn`, Cognito `token_use`,
+        # ...) with one that checks nothing, so refresh and id tokens signed by the same key
+        # passed as access tokens. A guard that checks nothing must be written out.
+        if not self.model_fields_set:
+            raise ValueError(
+                "an empty block replaces the preset's token-type guard with one that checks "
+                "nothing; remove it to keep the preset's guard, or set header_typ, claims or "
+                "claims_when_present (`header_typ: null` to check nothing on purpose)"
+            )
+        return self
+
 
 class IssuerSchema(Strict):
     name: str = Field(
@@ -567,6 +581,13 @@ class LimitsSchema(Strict):
     )
     keepalive_timeout_seconds: Seconds = Field(
         75.0, gt=0, le=3600, description="Idle keep-alive connections are closed after this."
+    )
+    send_timeout_seconds: Seconds = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A client that reads nothing of a response for this long is cut off, and "
+        "the upstream connection it held is freed (nginx's send_timeout).",
     )
     max_connections: EnvInt = Field(
         10000, ge=1, le=1_000_000, description="Concurrent client connections; more are closed."

@@ -9,6 +9,8 @@ names a request that really behaves the way it says.
 
 from __future__ import annotations
 
+from m2mgate.auth.claim_checks import TokenTypeGuard
+from m2mgate.auth.presets import PRESETS
 from m2mgate.config.schema import ConfigSchema
 from m2mgate.routing import PathConfusion, Route, RouteTable
 
@@ -20,7 +22,30 @@ _EXAMPLE_METHODS = ("DELETE", "PUT", "PATCH", "POST", "GET", "OPTIONS", "PROPFIN
 
 
 def config_warnings(config: ConfigSchema, routes: RouteTable) -> tuple[ConfigWarning, ...]:
-    return (*_open_audiences(config), *_methods_falling_through_to_public(routes))
+    return (
+        *_open_audiences(config),
+        *_token_type_guard_off(config),
+        *_methods_falling_through_to_public(routes),
+    )
+
+
+def _token_type_guard_off(config: ConfigSchema) -> list[ConfigWarning]:
+    """A `token_type` block written to check nothing, replacing a preset guard that did."""
+    found = []
+    for index, issuer in enumerate(config.issuers):
+        override = issuer.token_type
+        if override is None or override.header_typ or override.claims:
+            continue
+        if override.claims_when_present or PRESETS[issuer.preset].guard == TokenTypeGuard():
+            continue
+        found.append(
+            (
+                f"issuers[{index}].token_type",
+                f"checks nothing, in place of the {issuer.preset} preset's token-type guard: "
+                "id and refresh tokens signed by this issuer's keys pass as access tokens",
+            )
+        )
+    return found
 
 
 def _open_audiences(config: ConfigSchema) -> list[ConfigWarning]:

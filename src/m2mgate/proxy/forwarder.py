@@ -54,6 +54,7 @@ class ForwardTiming:
     failure: str | None = None
     failure_detail: str | None = None
     client_gone: bool = False  # the client left mid-response (not the upstream's fault)
+    client_stalled: bool = False  # ... by reading nothing for limits.send_timeout_seconds
     body_error: GatewayError | None = None  # the client's body broke a limit mid-stream
 
 
@@ -165,6 +166,11 @@ class UpstreamForwarder:
         except ConnectionError:
             # The client left. release() closes the upstream side if its body was left unread.
             timing.client_gone = True
+            request.abort()
+        except TimeoutError:
+            # The client stopped reading (limits.send_timeout_seconds): cut it, so the upstream
+            # connection it held goes back (closed, its body unread) for everyone else.
+            timing.client_gone = timing.client_stalled = True
             request.abort()
 
 

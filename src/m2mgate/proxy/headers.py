@@ -57,14 +57,35 @@ _GATEWAY_OWNED = frozenset({"x-request-id", "expect", "content-length"})
 # Upstreams use them for client IP allowlists, redirects and URL building; only a trusted
 # proxy (`forward.trusted_proxies`) may supply them. From anyone else they are removed, and
 # X-Forwarded-For/-Proto/-Host are set from what the gateway saw. Any other `X-Forwarded-*`
-# name counts too.
+# name counts too. The client certificate a TLS terminator forwards (X-ARR-ClientCert, read by
+# ASP.NET Core by default; nginx's X-SSL-Client-*) is such a fact as well.
 FORWARDED_FAMILY = frozenset(
     {
         "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
         "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server", "x-forwarded-scheme",
-        "x-forwarded-ssl", "x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip",
-        "cf-connecting-ip", "fastly-client-ip", "x-original-forwarded-for",
+        "x-forwarded-ssl", "x-forwarded", "forwarded-for", "x-real-ip", "true-client-ip",
+        "x-client-ip", "client-ip", "x-cluster-client-ip", "cf-connecting-ip",
+        "fastly-client-ip", "x-original-forwarded-for", "x-originating-ip", "x-remote-ip",
+        "x-remote-addr", "x-proxyuser-ip", "x-scheme", "x-url-scheme", "front-end-https",
+        "x-host", "x-original-host", "x-arr-clientcert", "x-ssl-client-cert",
+        "x-ssl-client-verify", "x-ssl-client-dn", "x-ssl-client-s-dn", "x-client-cert",
     }
+)  # fmt: skip
+# Identity other gateways hand their upstreams (oauth2-proxy, Kong, AWS ALB, Azure App Service,
+# Google IAP and API Gateway, Apache/CGI REMOTE_USER) and Envoy's control headers (an Envoy or
+# Istio sidecar in front of the upstream obeys `x-envoy-*` from its local peers: retries of a
+# POST, timeouts, the original path). Removed from every request, from trusted proxies too:
+# behind m2mgate, the identity is m2mgate's.
+FOREIGN_IDENTITY = frozenset(
+    {
+        "remote-user", "x-remote-user", "x-webauth-user", "x-authenticated-userid",
+        "x-userinfo", "x-credential-identifier", "x-anonymous-consumer",
+        "x-apigateway-api-userinfo",
+    }
+)  # fmt: skip
+_PREFIXED = (
+    "x-forwarded-", "x-envoy-", "x-auth-request-", "x-consumer-", "x-amzn-oidc-",
+    "x-ms-client-principal", "x-goog-authenticated-user-",
 )  # fmt: skip
 # Headers that make some upstream frameworks act on another method or path than the request
 # line's (Express/Laravel method-override, IIS/Symfony X-Original-URL): the gateway decided on
@@ -73,7 +94,7 @@ FORWARDED_FAMILY = frozenset(
 ROUTING_OVERRIDES = frozenset(
     {
         "x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
-        "x-rewrite-url",
+        "x-rewrite-url", "x-original-uri", "x-original-method",
     }
 )  # fmt: skip
 
@@ -100,8 +121,12 @@ class ForwardRules:
     pass_authorization: bool
     preserve_host: bool
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    # Computed once: every header name stripped from every incoming request.
+    # Computed once: every header name stripped from every incoming request ...
     always_dropped: frozenset[str] = field(init=False, repr=False)
+    # ... and on a public route, where no credential was checked: Authorization too, even
+    # with `forward.authorization`, so an upstream never takes an unverified credential (a
+    # forged JWT, Basic) for the one behind the identity headers (#8 review R6).
+    dropped_unverified: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         configured = (
@@ -111,12 +136,13 @@ class ForwardRules:
         names.update(header.lower() for header, _ in self.claims)
         names = {normalized_name(name) for name in names}
         names |= DEFAULT_IDENTITY_HEADERS | HOP_BY_HOP | _GATEWAY_OWNED
-        names |= FORWARDED_FAMILY | ROUTING_OVERRIDES
+        names |= FORWARDED_FAMILY | ROUTING_OVERRIDES | FOREIGN_IDENTITY
         if not self.pass_authorization:
             names.add("authorization")
         if not self.preserve_host:
             names.add("host")
         object.__setattr__(self, "always_dropped", frozenset(names))
+        object.__setattr__(self, "dropped_unverified", frozenset(names | {"authorization"}))
 
     def trusts(self, address: str | None) -> bool:
         """Is this peer a proxy whose X-Forwarded-* headers may be believed?"""
@@ -209,17 +235,19 @@ def upstream_request_headers(
     request_id: str,
     client: ClientFacts,
 ) -> Headers:
-    drop = rules.always_dropped  # includes Connection and the forwarded family
+    # Includes Connection and the forwarded family; Authorization when nothing was verified.
+    drop = rules.always_dropped if principal is not None else rules.dropped_unverified
     headers: Headers = []
     forwarded: dict[str, list[tuple[str, str]]] = {}
     listed: set[str] | None = None
     for name, value in incoming:  # one pass; the names Connection lists are removed after
         lowered = normalized_name(name)
         if lowered not in drop:
-            if lowered.startswith("x-forwarded-"):  # a family member not listed by name
-                forwarded.setdefault(lowered, []).append((name, value))
-            else:
+            if not lowered.startswith(_PREFIXED):
                 headers.append((name, value))
+            elif lowered.startswith("x-forwarded-"):  # a family member not listed by name
+                forwarded.setdefault(lowered, []).append((name, value))
+            # else: foreign identity or an Envoy control header, dropped
         elif lowered == "connection":
             # Not `drop`: a trusted proxy's forwarded family is kept unless listed here.
             listed = _listed_in(value, listed, _CONNECTION_OPTIONS)

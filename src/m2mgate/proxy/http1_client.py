@@ -53,6 +53,9 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _PAUSE_ABOVE = 256 * 1024  # buffered response bytes before reading from the upstream pauses
 _IDLE_SECONDS = 30.0  # a pooled connection idle longer than this is closed, not reused
 _FRAMING = frozenset({"content-length", "transfer-encoding"})  # written by this module only
+# The most bytes of response head (interim 1xx heads included) read before the final head is
+# complete; larger is a 502. Envoy's default (max_response_headers_kb) is 60 KiB.
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 
 
 class StaleConnection(BadGateway):
@@ -70,6 +73,7 @@ class Exchange:
         "_error",
         "_framed",
         "_head",
+        "_head_bytes",
         "_head_only",
         "_interim",
         "_keep_when_done",
@@ -99,6 +103,7 @@ class Exchange:
         self._error: GatewayError | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._head = False
+        self._head_bytes = 0  # received before the final head is complete (interim heads too)
         self._interim = False
         self._framed = False  # Content-Length or chunked: the end is not the connection's close
         # A final response framed by Content-Length: its body bytes still to come. llhttp has
@@ -149,8 +154,13 @@ class Exchange:
         self._head = True
         if self._head_only or status in (204, 304):
             # RFC 9112 §6.3: no body, whatever Content-Length says. The parser would wait for
-            # one; the exchange ends here and the parser is discarded with it.
+            # one; the exchange ends here and the parser is discarded with it. An upstream that
+            # declared a body here may still send one (a HEAD handler writing its GET body):
+            # those bytes would arrive as the next request's response, so such a connection is
+            # not reused (#8 review R8). A declared length of 0 is harmless.
             self._finish(parser.should_keep_alive())
+            if self._framed and self._length_left != 0:
+                self.no_reuse = True
         elif self._length_left is not None:
             self._keep_when_done = parser.should_keep_alive()
         self._wake()
@@ -182,6 +192,8 @@ class Exchange:
 
     def feed(self, data: bytes) -> None:
         self._received = True
+        if not self._head:
+            self._head_bytes += len(data)  # checked once the parser has read these bytes
         if self._done:
             # Bytes after a complete response: the connection is out of step; never reuse it.
             self.no_reuse = True
@@ -196,14 +208,25 @@ class Exchange:
             return  # detached: the exchange is over
         try:
             parser.feed_data(data)
+            if not self._head and self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+                # Threat (#8 review R9): a hostile upstream streaming an endless response
+                # head grew it without bound in memory (llhttp keeps no limit of its own).
+                raise _ProtocolViolation(f"response head over {MAX_RESPONSE_HEAD_BYTES} bytes")
+        except _ProtocolViolation as violation:
+            self._violated(str(violation))
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
             # Includes a callback's _Unsolicited or _ProtocolViolation (httptools wraps them;
             # the original is the context). Never quote the upstream's bytes.
             cause = error.__context__
-            detail = str(cause) if isinstance(cause, _ProtocolViolation) else type(error).__name__
-            self.no_reuse = True
-            self._fail(BadGateway(f"invalid upstream response: {detail}"))
-            self._conn.close()
+            self._violated(
+                str(cause) if isinstance(cause, _ProtocolViolation) else type(error).__name__
+            )
+
+    def _violated(self, detail: str) -> None:
+        """The response is not one HTTP/1.1 allows here: 502, and the connection goes."""
+        self.no_reuse = True
+        self._fail(BadGateway(f"invalid upstream response: {detail}"))
+        self._conn.close()
 
     def _take_counted(self, data: bytes, left: int) -> None:
         """Body bytes of a Content-Length response, past what llhttp parsed with the head."""
@@ -375,6 +398,7 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._idle: list[_Connection] = []
+        self.max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._closed = False
         self.opened = 0  # connections ever opened (tests assert reuse and no leaks)
@@ -399,12 +423,22 @@ class UpstreamPool:
     ) -> Response:
         """Send the request and return once the response head has arrived.
 
+        A free connection is waited for at most `connect_timeout` (ConnectTimeout): with every
+        pooled connection in use (slow clients, a slow upstream), requests fail fast with a
+        504 instead of queueing without bound.
+
         `content_length`: the exact length of `body` (sent as Content-Length; 0 for an empty
         one), or None to send `body` chunked. `headers` carry no framing fields (any are
         dropped: the framing is this module's)."""
         if body is None and content_length:
             raise ValueError("a Content-Length above 0 needs a body")
-        await self._slots.acquire()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.connect_timeout)
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"no free upstream connection within {self.connect_timeout:g}s "
+                f"(upstream.max_connections {self.max_connections})"
+            ) from None
         try:
             conn, reused = await self._connection()
             try:

@@ -140,6 +140,8 @@ def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:
         return timing.body_error.detail or None
     if request.refusal is not None:  # refused before anyone read the body
         return f"the request body is malformed ({request.refusal})"
+    if timing.client_stalled:
+        return "the client read nothing of the response for limits.send_timeout_seconds"
     return None
 
 

@@ -23,11 +23,13 @@ _WAITING, _HEAD, _BODY = 0, 1, 2  # what the connection is reading
 
 
 class _Refused(Exception):
-    """Raised inside a parser callback to stop parsing with a precise status."""
+    """Raised inside a parser callback to stop parsing with a precise status; `reason`
+    names the rule for the log."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, reason: str) -> None:
         super().__init__(status)
         self.status = status
+        self.reason = reason
 
 
 class HttpConnection(WriteFlow):
@@ -37,6 +39,7 @@ class HttpConnection(WriteFlow):
         super().__init__()
         self._server = server
         self._limits = server.limits
+        self.send_timeout_seconds = server.limits.send_timeout_seconds
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
@@ -63,9 +66,10 @@ class HttpConnection(WriteFlow):
             self._limits.max_header_bytes + 2
         )
         self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
-        self._refusal: int | None = None
+        self._refusal: _Refused | None = None
         self._trailer_fields = 0  # of the chunked body being read: its trailer section
         self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
+        self._url_was_head = False  # the last request that reached on_url was HEAD
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -114,7 +118,11 @@ class HttpConnection(WriteFlow):
                 self._pause_reading()
             return
         except httptools.HttpParserError as error:
-            self._refuse(self._refusal or 400, type(error).__name__)
+            refused = self._refusal
+            if refused is not None:
+                self._refuse(refused.status, refused.reason)
+            else:
+                self._refuse(400, type(error).__name__)
             return
         if self._reading != _BODY:
             self._body_left = 0  # the body, if any, ended within this read
@@ -163,13 +171,13 @@ class HttpConnection(WriteFlow):
 
     def on_url(self, url: bytes) -> None:
         if not self._url:
-            self._is_head = self._parser.get_method() == b"HEAD"
+            self._is_head = self._url_was_head = self._parser.get_method() == b"HEAD"
         self._url.append(url)
         self._url_bytes += len(url)
         # The request line: method SP target SP HTTP/1.1
         if self._url_bytes + 10 + len(self._parser.get_method()) > self._limits.max_url_bytes:
-            self._refusal = 414
-            raise _Refused(414)
+            self._refusal = _Refused(414, "request_line_too_long")
+            raise self._refusal
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._reading == _BODY:
@@ -178,8 +186,8 @@ class HttpConnection(WriteFlow):
         if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
             len(self._headers) >= self._limits.max_headers
         ):
-            self._refusal = 431
-            raise _Refused(431)
+            self._refusal = _Refused(431, "header_fields_too_large")
+            raise self._refusal
         text = value.decode("latin-1")
         self._headers.append((name.decode("latin-1"), text))
         lowered = name.lower()
@@ -198,8 +206,8 @@ class HttpConnection(WriteFlow):
             len(name) + len(value) + 2 > self._limits.max_header_bytes
             or self._trailer_fields > self._limits.max_headers
         ):
-            self._refusal = 431
-            raise _Refused(431)
+            self._refusal = _Refused(431, "trailer_fields_too_large")
+            raise self._refusal
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -213,8 +221,8 @@ class HttpConnection(WriteFlow):
         )
         refused = read_head_fields(cycle, self._read_here, upgrade=parser.should_upgrade())
         if refused is not None:
-            self._refusal = refused
-            raise _Refused(refused)
+            self._refusal = _Refused(refused.status, refused.reason)
+            raise self._refusal
         self._reading = _BODY
         self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
@@ -359,6 +367,15 @@ class HttpConnection(WriteFlow):
             self.closed = True
             self.transport.abort()
 
+    def _refused_head(self) -> bool:
+        """Was the refused request HEAD? Known from on_url; a request refused inside its
+        target never got there, but llhttp had read its method by then. Its method field may
+        still hold an earlier request's method (when this one's method was the malformed
+        part): a HEAD there is only believed when the earlier request was not HEAD."""
+        if self._url:
+            return self._is_head
+        return not self._url_was_head and self._parser.get_method() == b"HEAD"
+
     def _reported(self, status: int, error: str) -> str:
         """A refused request no handler will log: reported once, under a new request id."""
         request_id = secrets.token_hex(16)
@@ -386,7 +403,7 @@ class HttpConnection(WriteFlow):
             return
         if active is None:
             request_id = self._reported(status, error)
-            self.write(refusal(status, request_id, to_head=self._is_head))
+            self.write(refusal(status, request_id, to_head=self._refused_head()))
         elif active is parsing and not active.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a

@@ -51,6 +51,7 @@ class ConnectionLimits:
     max_url_bytes: int  # the request line
     max_header_bytes: int  # one header field line
     max_headers: int
+    send_timeout_seconds: float = 60.0  # a client that reads nothing of a response this long
 
 
 @dataclass(frozen=True, slots=True)

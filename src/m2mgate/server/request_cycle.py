@@ -283,7 +283,11 @@ class RequestCycle:
         self._conn.write(data)
 
     async def drain(self) -> None:
-        await self._conn.drain()
+        """Wait until the client can take more. TimeoutError when it has read nothing for
+        `limits.send_timeout_seconds`. Threat (#8 review): a client that stops reading a large
+        response held its upstream connection (a pool slot) forever; enough of them starved
+        every other request."""
+        await self._conn.drain(self._conn.send_timeout_seconds)
 
     def finish(self) -> None:
         if self.finished:

@@ -9,6 +9,7 @@ front) could read the same bytes differently; the status is the one the RFC name
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
 from m2mgate.server.responses import parse_error_response
@@ -42,10 +43,18 @@ SPOKEN_VERSIONS = frozenset({"1.0", "1.1"})
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{0,5})?")
 
 
+@dataclass(frozen=True, slots=True)
+class HeadRefusal:
+    """Why a head is refused: the status, and a name for the log (`http_error`'s `error`)."""
+
+    status: int
+    reason: str
+
+
 def read_head_fields(
     cycle: RequestCycle, fields: list[tuple[bytes, str]], *, upgrade: bool
-) -> int | None:
-    """Fill in what the gateway reads itself; the status to refuse the head with, or None.
+) -> HeadRefusal | None:
+    """Fill in what the gateway reads itself; why to refuse the head, or None.
     `upgrade`: llhttp flagged an Upgrade (or CONNECT) request."""
     hosts = 0
     length: str | None = None
@@ -68,35 +77,40 @@ def read_head_fields(
         # RFC 9110 §9.3.6: CONNECT asks for a tunnel, which this gateway never opens. Forwarded,
         # an upstream that reads it as bodyless (its content has no defined meaning) ran the
         # bytes after the head as a new request (#8 review, R1); a 2xx to it makes the pooled
-        # connection a tunnel. 501: the method is not supported for any resource.
-        return 501
+        # connection a tunnel. 400 rather than 501: a client's method, not a gateway fault
+        # (no 5xx in anyone's error budget for it).
+        return HeadRefusal(400, "connect_method")
     if cycle.version not in SPOKEN_VERSIONS:
         # RFC 9110 §15.6.6: HTTP/2.0 or 0.9 in a request line. llhttp parses them as if they
         # were 1.x; answering (or forwarding) them as such would speak a version nobody agreed.
-        return 505
+        return HeadRefusal(505, "http_version")
     if "#" in cycle.target:
-        return 400  # RFC 9110 §4.2.5 / 9112 §3.2: a fragment is never part of a request-target
-    if hosts > 1 or (hosts == 0 and cycle.version == "1.1"):
-        return 400  # RFC 9112 §3.2: one Host, and HTTP/1.1 requests must carry it
+        # RFC 9110 §4.2.5 / 9112 §3.2: a fragment is never part of a request-target
+        return HeadRefusal(400, "fragment_in_target")
+    if hosts > 1:
+        return HeadRefusal(400, "two_hosts")  # RFC 9112 §3.2: one Host
+    if hosts == 0 and cycle.version == "1.1":
+        return HeadRefusal(400, "missing_host")  # RFC 9112 §3.2: HTTP/1.1 must carry Host
     if cycle.host is not None and not _HOST.fullmatch(cycle.host):
         # RFC 9112 §3.2: 400 for an invalid Host (`evil.example/a b?c@d`): the upstream and
         # X-Forwarded-Host would carry something that is not an authority.
-        return 400
+        return HeadRefusal(400, "invalid_host")
     if length is not None:
         cycle.content_length = int(length)
         cycle.has_body = cycle.content_length > 0
     elif codings:
         if codings != ["chunked"]:
-            return 400  # RFC 9112 §6.1: a coding we would have to guess the end of
+            # RFC 9112 §6.1: a coding we would have to guess the end of
+            return HeadRefusal(400, "transfer_encoding")
         if cycle.version == "1.0":
             # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty (a 1.0
             # hop in front may have ignored it). Refused, as nginx does, and the connection
             # closes: no hop can say where this message ends.
-            return 400
+            return HeadRefusal(400, "http10_transfer_encoding")
         if upgrade:
             # httptools makes an Upgrade request bodyless; a chunked body then could only be
             # framed by guessing, so it is refused (a Content-Length one is read by count).
-            return 400
+            return HeadRefusal(400, "chunked_upgrade")
         cycle.has_body = True
     if cycle.version != "1.1":
         cycle.expect_continue = False  # RFC 9110 §10.1.1: ignored from HTTP/1.0 clients

@@ -59,7 +59,6 @@ _PARSE_ERRORS = {
     400: "The request is not valid HTTP.",
     414: "The request URI is too long.",  # RFC 9110 §15.5.15
     431: "The request header fields are too large.",  # RFC 6585 §5
-    501: "The request method is not supported.",  # RFC 9110 §15.6.2 (CONNECT)
     505: "The HTTP version is not supported.",  # RFC 9110 §15.6.6
 }
 

@@ -116,3 +116,13 @@ def test_a_public_trailing_slash_twin_is_no_fall_through():
     with pytest.raises(PathConfusion):
         settings.routes.match("DELETE", "/api/admin")
     assert settings.warnings == ()
+
+
+def test_a_token_type_written_to_check_nothing_is_warned_about():
+    """#8 review R4: with the Descope preset, a guard that checks nothing lets `drn: DSR`
+    refresh tokens pass. `token_type: {}` is refused; written out on purpose, it is a warning.
+    Under the generic preset (no guard to lose) it says nothing."""
+    ((where, message),) = settings_for(preset="descope", token_type={"header_typ": None}).warnings
+    assert where == "issuers[0].token_type"
+    assert "refresh tokens" in message
+    assert settings_for(token_type={"header_typ": None}).warnings == ()

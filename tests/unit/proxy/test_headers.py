@@ -111,10 +111,15 @@ def test_authorization_and_host_pass_when_configured():
         pass_authorization=True, preserve_host=True,
     )  # fmt: skip
     headers = upstream_request_headers(
-        [("Authorization", "Bearer t"), ("Host", "h")], rules, None, "r", CLIENT
+        [("Authorization", "Bearer t"), ("Host", "h")], rules, principal(), "r", CLIENT
     )
     assert ("Authorization", "Bearer t") in headers
     assert ("Host", "h") in headers
+    # A public route verified nothing: its Authorization is never passed on (#8 review R6).
+    unverified = upstream_request_headers(
+        [("Authorization", "Bearer t"), ("Host", "h")], rules, None, "r", CLIENT
+    )
+    assert "authorization" not in names(unverified) and ("Host", "h") in unverified
 
 
 def test_hop_by_hop_and_connection_listed_headers_are_removed():

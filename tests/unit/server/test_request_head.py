@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from m2mgate.server.request_cycle import RequestCycle
-from m2mgate.server.request_head import read_head_fields, refusal
+from m2mgate.server.request_head import HeadRefusal, read_head_fields, refusal
 
 
 class _NoConnection:
@@ -83,7 +83,9 @@ def test_framing(fields, has_body):
     ],
 )  # fmt: skip
 def test_refused_heads(version, fields, upgrade, status):
-    assert read(cycle(version), fields, upgrade) == status
+    refused = read(cycle(version), fields, upgrade)
+    assert refused is not None and refused.status == status
+    assert refused.reason.isidentifier()  # a name for the http_error log event
 
 
 @pytest.mark.parametrize(
@@ -104,7 +106,18 @@ def test_http_1_0_needs_no_host_and_an_upgrade_may_have_a_length():
 def test_a_fragment_in_the_target_is_refused():
     conn: Any = _NoConnection()
     request = RequestCycle(conn, "GET", "/public/x?a#/../api/admin", "1.1", [], True)
-    assert read(request, [HOST]) == 400  # RFC 9110 §4.2.5: never sent in a request
+    assert read(request, [HOST]).reason == "fragment_in_target"  # RFC 9110 §4.2.5
+
+
+def test_connect_is_refused_whatever_its_target():
+    """#8 review R1: CONNECT asks for a tunnel the gateway never opens; forwarded, its body
+    was run upstream as a new request."""
+    conn: Any = _NoConnection()
+    for target in ("/public/a", "api.example:443"):
+        request = RequestCycle(conn, "CONNECT", target, "1.1", [], True)
+        assert read(request, [HOST, (b"content-length", "5")], upgrade=True) == HeadRefusal(
+            400, "connect_method"
+        )
 
 
 def test_expect_is_ignored_from_http_1_0_clients():
