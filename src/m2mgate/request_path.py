@@ -33,6 +33,18 @@ _FORBIDDEN_DECODED = re.compile(rb"[\x00-\x1f\x7f/\\]")
 _ESCAPE_AFTER_DECODING = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]. Stricter than RFC 3986's
+# reg-name on purpose: no sub-delims (`,` `;` would split X-Forwarded-Host lists), no
+# percent-encoding, so an authority the gateway accepts means the same to every parser after
+# it. An IP-literal is bracketed hex, dots and colons. An empty value is valid (RFC 9112 §3.2).
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{0,5})?")
+
+
+def is_valid_authority(value: str) -> bool:
+    """Is this a Host (or X-Forwarded-Host) value every hop reads alike?"""
+    return _AUTHORITY.fullmatch(value) is not None
+
+
 def split_target(target: str) -> tuple[str, str]:
     """`/a/b?x=1` -> ("/a/b", "x=1"); the query is forwarded as is and never routed on."""
     path, _, query = target.partition("?")

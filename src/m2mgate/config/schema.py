@@ -391,6 +391,10 @@ def _claim_rule(value: Any) -> Any:
     def is_scalar(item: Any) -> bool:
         return isinstance(item, (str, int, bool)) and not isinstance(item, float)
 
+    # An empty string is no value a token should have to carry; it is what an unset
+    # `${TENANT}` substitutes to, and a claim `""` would then pass.
+    if value == "" or (isinstance(value, list) and "" in value):
+        raise ValueError("an empty string is not an allowed claim value")
     if is_scalar(value):
         return value
     if isinstance(value, list) and value and all(is_scalar(item) for item in value):

@@ -30,6 +30,7 @@ from typing import Any
 
 from m2mgate.auth.claims import MISSING, ClaimPath, lookup_claim
 from m2mgate.auth.principal import Principal
+from m2mgate.request_path import is_valid_authority
 
 Headers = list[tuple[str, str]]
 
@@ -152,7 +153,12 @@ class ForwardRules:
             peer = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(peer in network for network in self.trusted_proxies)
+        # A dual-stack listener sees an IPv4 proxy as ::ffff:a.b.c.d: compare both forms.
+        mapped = peer.ipv4_mapped if isinstance(peer, ipaddress.IPv6Address) else None
+        return any(
+            peer in network or (mapped is not None and mapped in network)
+            for network in self.trusted_proxies
+        )
 
 
 def encode_header_value(text: str) -> str:
@@ -299,6 +305,8 @@ def forwarded_headers(
     proto = _last(incoming, "x-forwarded-proto", client.scheme) if trusted else client.scheme
     headers.append(("X-Forwarded-Proto", proto))
     host = _last(incoming, "x-forwarded-host", client.host or "") if trusted else client.host
+    if host and not is_valid_authority(host):
+        host = client.host  # even a trusted proxy's value must be an authority (RFC 9112 §3.2)
     if host:
         headers.append(("X-Forwarded-Host", host))
     return headers

@@ -155,6 +155,11 @@ class RequestCycle:
         return self._body is BodyState.COMPLETE
 
     def feed_body(self, data: bytes) -> None:
+        if self.expect_continue and not self._continue_sent:
+            # The client sent its body without waiting: no `100 Continue` is due any more
+            # (RFC 9110 §10.1.1 lets a server omit it). One arriving after the body is a
+            # response nobody asked for, a known desync gadget for a proxy in front.
+            self._continue_sent = True
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > _PAUSE_ABOVE and not self._paused:

@@ -8,9 +8,9 @@ front) could read the same bytes differently; the status is the one the RFC name
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from m2mgate.request_path import is_valid_authority
 from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
 from m2mgate.server.responses import parse_error_response
 
@@ -36,11 +36,6 @@ READ_BY_GATEWAY = frozenset(
 
 SPOKEN_VERSIONS = frozenset({"1.0", "1.1"})
 
-# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ]. Stricter than RFC 3986's
-# reg-name on purpose: no sub-delims (`,` `;` would split X-Forwarded-Host lists), no
-# percent-encoding, so a Host the gateway accepts means the same to every parser after it.
-# An IP-literal is bracketed hex, dots and colons. An empty value is valid (RFC 9112 §3.2).
-_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~-]*)(?::[0-9]{0,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +86,7 @@ def read_head_fields(
         return HeadRefusal(400, "two_hosts")  # RFC 9112 §3.2: one Host
     if hosts == 0 and cycle.version == "1.1":
         return HeadRefusal(400, "missing_host")  # RFC 9112 §3.2: HTTP/1.1 must carry Host
-    if cycle.host is not None and not _HOST.fullmatch(cycle.host):
+    if cycle.host is not None and not is_valid_authority(cycle.host):
         # RFC 9112 §3.2: 400 for an invalid Host (`evil.example/a b?c@d`): the upstream and
         # X-Forwarded-Host would carry something that is not an authority.
         return HeadRefusal(400, "invalid_host")

@@ -485,3 +485,13 @@ def test_tenant_header_is_off_by_default_and_collisions_are_refused():
     assert compile_settings(validate_tree(changed())).forward.tenant is None
     found = problems(changed(forward={"tenant": "X-Client-Id"}))
     assert "used twice" in found["forward"]
+
+
+def test_an_empty_string_is_never_an_allowed_claim_value():
+    """#8 review: `claims: {tenant: "${TENANT}"}` with TENANT unset-but-empty compiled to
+    "tenant must be the empty string", which a token can satisfy."""
+    from m2mgate.config.schema import RequireSchema
+
+    for claims in ({"tenant": ""}, {"tenant": ["a", ""]}):
+        with pytest.raises(ValueError, match="empty string"):
+            RequireSchema.model_validate({"claims": claims})

@@ -275,3 +275,24 @@ async def test_request_trailers_are_dropped_and_bounded():
     )
     await eventually(lambda: transport2.closed)
     assert errors2 == [431]
+
+
+async def test_no_100_continue_once_the_body_has_started_to_arrive():
+    """#8 review: a `100 Continue` sent after the client already sent its body is a response
+    nobody asked for (a desync gadget for a proxy in front). RFC 9110 §10.1.1 lets the server
+    omit it; the connection stays usable."""
+
+    async def authorizes_then_reads(cycle: RequestCycle) -> None:
+        await asyncio.sleep(0.01)  # the decision takes a moment; the body is already here
+        cycle.send_continue()
+        while await cycle.read_body(5):
+            pass
+        cycle.respond(200, [], b"")
+
+    conn, transport, _ = connection(authorizes_then_reads)
+    conn.data_received(
+        b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    await eventually(lambda: b"HTTP/1.1 200 " in transport.written)
+    assert b"100 Continue" not in transport.written
+    assert not transport.closed
