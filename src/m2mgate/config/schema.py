@@ -333,11 +333,16 @@ class ForwardSchema(Strict):
     claims: dict[str, str] = Field(
         default_factory=dict, description="Extra header -> claim path, e.g. {X-Org: org.id}."
     )
-    authorization: EnvBool = Field(False, description="Pass the Authorization header upstream.")
+    authorization: EnvBool = Field(
+        False,
+        description="Pass the verified Authorization header upstream (never on public routes, "
+        "where nothing verified it).",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDRs of proxies in front of the gateway. When set, only these peers may "
-        "supply X-Forwarded-For/Proto/Host; from anyone else they are replaced.",
+        "supply the forwarded family (Forwarded, X-Forwarded-*, X-Real-IP, ...); from anyone "
+        "else it is removed and X-Forwarded-For/Proto/Host are the gateway's own view.",
     )
 
     @field_validator("trusted_proxies")
