@@ -37,7 +37,6 @@ READ_BY_GATEWAY = frozenset(
 SPOKEN_VERSIONS = frozenset({"1.0", "1.1"})
 
 
-
 @dataclass(frozen=True, slots=True)
 class HeadRefusal:
     """Why a head is refused: the status, and a name for the log (`http_error`'s `error`)."""
