@@ -58,6 +58,14 @@ class ReceivedRequest:
         lowered = name.lower()
         return [value for key, value in self.headers if key.lower() == lowered]
 
+    def text(self, name: str) -> list[str]:
+        """`values` as text (latin-1, as the gateway decodes header bytes)."""
+        return [value.decode("latin-1") for value in self.values(name.encode("latin-1"))]
+
+    @property
+    def path(self) -> str:
+        return self.target.decode("latin-1")
+
 
 @dataclass
 class UpstreamConnection:
@@ -209,6 +217,16 @@ class RecordingUpstream:
         self._server: asyncio.Server | None = None
         self._protocols: list[_Protocol] = []
         self.url = ""
+
+    @property
+    def complete(self) -> list[ReceivedRequest]:
+        """The requests whose end arrived: those the upstream acts on."""
+        return [request for request in self.requests if request.complete]
+
+    @property
+    def errors(self) -> list[str]:
+        """What h11 could not parse, per connection that failed."""
+        return [c.error for c in self.connections if c.error is not None]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

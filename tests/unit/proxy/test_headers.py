@@ -257,27 +257,25 @@ def test_response_headers_keep_the_upstreams_server_and_date():
     assert length is None
 
 
-def test_an_ipv4_proxy_seen_through_a_dual_stack_listener_is_still_trusted():
-    """#8 review: on a dual-stack socket an IPv4 peer is ::ffff:a.b.c.d."""
+def trusting(network: str) -> ForwardRules:
     import ipaddress
 
-    rules = ForwardRules(
+    return ForwardRules(
         client_id=None, scopes=None, roles=None, issuer=None, subject=None, tenant=None,
         claims=(), pass_authorization=False, preserve_host=False,
-        trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),),
+        trusted_proxies=(ipaddress.ip_network(network),),
     )  # fmt: skip
+
+
+def test_an_ipv4_proxy_seen_through_a_dual_stack_listener_is_still_trusted():
+    """#8 review: on a dual-stack socket an IPv4 peer is ::ffff:a.b.c.d."""
+    rules = trusting("10.0.0.0/8")
     assert rules.trusts("::ffff:10.1.2.3") and rules.trusts("10.1.2.3")
     assert not rules.trusts("::ffff:11.1.2.3") and not rules.trusts("::1")
 
 
 def test_a_trusted_proxys_forwarded_host_must_be_an_authority():
-    import ipaddress
-
-    rules = ForwardRules(
-        client_id=None, scopes=None, roles=None, issuer=None, subject=None, tenant=None,
-        claims=(), pass_authorization=False, preserve_host=False,
-        trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),),
-    )  # fmt: skip
+    rules = trusting("10.0.0.0/8")
     for sent, expected in (("bank.example", "bank.example"), ("evil/a b?c@d", CLIENT.host)):
         headers = upstream_request_headers([("X-Forwarded-Host", sent)], rules, None, "r", CLIENT)
         assert value(headers, "X-Forwarded-Host") == expected
