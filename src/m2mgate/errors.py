@@ -34,9 +34,7 @@ query and a test all speak of one thing.
     ├── ClientClosedRequest          499 client_closed      (the client left mid-body; logged only)
     └── UpstreamFailure
         ├── BadGateway                   502 bad_gateway
-        │   └── CannotConnect                (the request never reached the upstream)
         └── GatewayTimeout               504 gateway_timeout
-            └── ConnectTimeout               (the request never reached the upstream)
 
 Domain code raises these; only `server/responses.py` turns them into HTTP. `detail` is for the
 log only: it may name a library message, never a token; values from the token enter it only
@@ -285,9 +283,6 @@ class KeysUnavailable(GatewayError):
 
 class UpstreamFailure(GatewayError):
     reason = Reason.UPSTREAM_UNAVAILABLE
-    # Did the request reach the upstream before it failed? The access log's `upstream_ms` says
-    # so for every request that did: a 502 for a broken answer is still a forwarded request.
-    reached_upstream: ClassVar[bool] = True
 
 
 class BadGateway(UpstreamFailure):
@@ -302,18 +297,6 @@ class GatewayTimeout(UpstreamFailure):
     error = "gateway_timeout"
     description = "The upstream service did not answer in time."
     reason = Reason.UPSTREAM_TIMEOUT
-
-
-class CannotConnect(BadGateway):
-    """No connection to the upstream (refused, unreachable, the pool closed)."""
-
-    reached_upstream = False
-
-
-class ConnectTimeout(GatewayTimeout):
-    """Connecting, or waiting for a free pooled connection, took too long."""
-
-    reached_upstream = False
 
 
 class ConfigError(Exception):

@@ -262,11 +262,18 @@ def log_mismatch(ex: Exchange) -> list[str]:
         ids[0].decode("latin-1") for r in acted_on if len(ids := r.values(b"x-request-id")) == 1
     ]
     found = []
-    in_log = set(logged)
-    if [rid for rid in received if rid in in_log] != logged:
+    in_log, arrived = set(logged), set(received)
+    if [rid for rid in received if rid in in_log] != [rid for rid in logged if rid in arrived]:
+        found.append(f"the log's forwarded requests {logged} came in another order: {received}")
+    by_id = {line["request_id"]: line for line in ex.logs}
+    # A request whose head went out but whose body the gateway then cut (refused mid-stream,
+    # too large, stalled, the client gone) is logged with its upstream time, and the upstream
+    # never saw its end: that is the defence, not a lost request.
+    missing = [rid for rid in logged if rid not in arrived and not _cut(by_id[rid])]
+    if missing:
         found.append(
             f"the log has {len(logged)} forwarded requests {logged}, the upstream received "
-            f"{received} (unlogged ones: see unlogged_forward)"
+            f"{received}: {missing} never arrived (unlogged ones: see unlogged_forward)"
         )
     for request in ex.forwarded:
         hit = ex.log_of(request)
@@ -279,6 +286,11 @@ def log_mismatch(ex: Exchange) -> list[str]:
                 f"the upstream got {_req(request)}, the log says {line['method']} {line['path']}"
             )
     return found
+
+
+def _cut(line: dict[str, Any]) -> bool:
+    """Did the gateway end this request's upstream exchange before its end (RFC 9112 §9.6)?"""
+    return line["status"] in (400, 408, 413, 499) or bool(line.get("client_gone"))
 
 
 # --- the client -> gateway hop, against the reference reading ------------------------------------

@@ -286,3 +286,17 @@ def test_x_a_connect_is_never_forwarded(target: DifferentialTarget) -> None:
     into a tunnel, and the client is told its tunnel is up."""
     stream = b"CONNECT /public/x HTTP/1.1\r\n" + HOST + b"\r\n"
     assert_hops_agree(target, "default", [stream])
+
+
+def test_x_a_request_the_upstream_answered_early_is_logged_as_forwarded(
+    target: DifferentialTarget,
+) -> None:
+    """Found by the 50,000-stream run: the upstream answered a chunked request on its head,
+    then the client's body turned bad; the handler was cancelled before it recorded the
+    upstream exchange, so the log said the request never left while the upstream had acted on
+    it. A request whose head went out is logged with its upstream time, whatever ends it."""
+    head = b"GET /public/early HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+    # 1 ms: the early answer is in, the handler not yet done (the fuzz run's 2 ms races).
+    exchange = assert_hops_agree(target, "default", [head, b"zz\r\nhello\r\n"], 0.001)
+    (line,) = exchange.logs
+    assert line["status"] in (200, 400) and line["upstream_ms"] is not None

@@ -114,12 +114,25 @@ class UpstreamForwarder:
         # Framing: the pool writes it from what the listener read, never from the client's
         # fields (the header rules strip Content-Length and Transfer-Encoding): a declared
         # length is the exact count the listener delivers, else the body goes chunked.
+        sent = False
+
+        def mark_sent() -> None:
+            nonlocal sent
+            sent = True
+
         try:
             upstream = await self._pool.request(
-                request.method, request.target, headers, body, content_length=declared
+                request.method,
+                request.target,
+                headers,
+                body,
+                content_length=declared,
+                on_sent=mark_sent,
             )
-        except UpstreamFailure as error:
-            if error.reached_upstream:  # sent, then it failed: still a forwarded request
+        except BaseException:
+            # Whatever ends it (a broken answer, the client's refused body, a cancellation),
+            # a request whose head went out may have been acted on: it is logged as forwarded.
+            if sent:
                 timing.upstream_seconds = time.perf_counter() - started
             raise
         try:

@@ -33,18 +33,12 @@ import asyncio
 import collections
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 import httptools
 
-from m2mgate.errors import (
-    BadGateway,
-    CannotConnect,
-    ConnectTimeout,
-    GatewayError,
-    GatewayTimeout,
-)
+from m2mgate.errors import BadGateway, GatewayError, GatewayTimeout
 from m2mgate.flow_control import WriteFlow, wake, woken_in_time
 
 Headers = list[tuple[str, str]]
@@ -420,6 +414,7 @@ class UpstreamPool:
         body: AsyncIterator[bytes] | None,
         *,
         content_length: int | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Response:
         """Send the request and return once the response head has arrived.
 
@@ -429,25 +424,30 @@ class UpstreamPool:
 
         `content_length`: the exact length of `body` (sent as Content-Length; 0 for an empty
         one), or None to send `body` chunked. `headers` carry no framing fields (any are
-        dropped: the framing is this module's)."""
+        dropped: the framing is this module's). `on_sent` is called once the request head has
+        been written: from then on the upstream may act on it, whatever fails after."""
         if body is None and content_length:
             raise ValueError("a Content-Length above 0 needs a body")
         try:
             await asyncio.wait_for(self._slots.acquire(), self.connect_timeout)
         except TimeoutError:
-            raise ConnectTimeout(
+            raise GatewayTimeout(
                 f"no free upstream connection within {self.connect_timeout:g}s "
                 f"(upstream.max_connections {self.max_connections})"
             ) from None
         try:
             conn, reused = await self._connection()
             try:
-                exchange = await self._send(conn, method, target, headers, body, content_length)
+                exchange = await self._send(
+                    conn, method, target, headers, body, content_length, on_sent
+                )
             except StaleConnection:
                 if not (reused and body is None and method in _IDEMPOTENT):
                     raise
                 conn, _ = await self._connection(fresh=True)
-                exchange = await self._send(conn, method, target, headers, None, content_length)
+                exchange = await self._send(
+                    conn, method, target, headers, None, content_length, on_sent
+                )
         except BaseException:
             self._slots.release()
             raise
@@ -455,7 +455,7 @@ class UpstreamPool:
 
     async def _connection(self, fresh: bool = False) -> tuple[_Connection, bool]:
         if self._closed:
-            raise CannotConnect("upstream pool closed")
+            raise BadGateway("upstream pool closed")
         now = time.monotonic()
         while self._idle and not fresh:
             conn = self._idle.pop()
@@ -469,11 +469,11 @@ class UpstreamPool:
                 self.connect_timeout,
             )
         except TimeoutError:
-            raise ConnectTimeout(
+            raise GatewayTimeout(
                 f"connecting to the upstream took longer than {self.connect_timeout:g}s"
             ) from None
         except OSError as error:
-            raise CannotConnect(f"cannot connect to the upstream: {type(error).__name__}") from None
+            raise BadGateway(f"cannot connect to the upstream: {type(error).__name__}") from None
         self.opened += 1
         return conn, False
 
@@ -485,9 +485,12 @@ class UpstreamPool:
         headers: Headers,
         body: AsyncIterator[bytes] | None,
         content_length: int | None,
+        on_sent: Callable[[], None] | None,
     ) -> Exchange:
         try:
-            return await self._exchange(conn, method, target, headers, body, content_length)
+            return await self._exchange(
+                conn, method, target, headers, body, content_length, on_sent
+            )
         except BaseException:
             conn.close()  # failed or cancelled mid-exchange: never back to the pool
             if conn.exchange is not None:
@@ -503,6 +506,7 @@ class UpstreamPool:
         headers: Headers,
         body: AsyncIterator[bytes] | None,
         content_length: int | None,
+        on_sent: Callable[[], None] | None,
     ) -> Exchange:
         exchange = conn.exchange = Exchange(conn, head_only=method == "HEAD")
         has_host = False
@@ -525,6 +529,8 @@ class UpstreamPool:
         # The listener decoded the client's bytes as latin-1: the same encoding gives them back
         # exactly (identity values are ASCII, percent-encoded by the header rules).
         conn.write("".join(lines).encode("latin-1"))
+        if on_sent is not None:
+            on_sent()
         if body is None:
             await exchange.read_head(self.timeout)
             return exchange
