@@ -300,3 +300,15 @@ def test_x_a_request_the_upstream_answered_early_is_logged_as_forwarded(
     exchange = assert_hops_agree(target, "default", [head, b"zz\r\nhello\r\n"], 0.001)
     (line,) = exchange.logs
     assert line["status"] in (200, 400) and line["upstream_ms"] is not None
+
+
+def test_x_a_head_after_a_head_refused_inside_its_target_gets_no_body(
+    target: DifferentialTarget,
+) -> None:
+    """Found by the 50,000-stream run: the method field holds the earlier request's method
+    only when the method itself was refused; a refusal inside the target of a HEAD after a
+    HEAD is still a HEAD's answer."""
+    first = b"HEAD /public/x HTTP/1.1\r\n" + HOST + b"\r\n"
+    assert_hops_agree(
+        target, "default", [first, b"HEAD /public/x?\x1f HTTP/1.1\r\n" + HOST + b"\r\n"]
+    )

@@ -69,7 +69,7 @@ class HttpConnection(WriteFlow):
         self._refusal: _Refused | None = None
         self._trailer_fields = 0  # of the chunked body being read: its trailer section
         self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
-        self._url_was_head = False  # the last request that reached on_url was HEAD
+        self._method_read = True  # llhttp read this request's method (not refused inside it)
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -118,6 +118,7 @@ class HttpConnection(WriteFlow):
                 self._pause_reading()
             return
         except httptools.HttpParserError as error:
+            self._method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
             refused = self._refusal
             if refused is not None:
                 self._refuse(refused.status, refused.reason)
@@ -171,7 +172,7 @@ class HttpConnection(WriteFlow):
 
     def on_url(self, url: bytes) -> None:
         if not self._url:
-            self._is_head = self._url_was_head = self._parser.get_method() == b"HEAD"
+            self._is_head = self._parser.get_method() == b"HEAD"
         self._url.append(url)
         self._url_bytes += len(url)
         # The request line: method SP target SP HTTP/1.1
@@ -369,12 +370,11 @@ class HttpConnection(WriteFlow):
 
     def _refused_head(self) -> bool:
         """Was the refused request HEAD? Known from on_url; a request refused inside its
-        target never got there, but llhttp had read its method by then. Its method field may
-        still hold an earlier request's method (when this one's method was the malformed
-        part): a HEAD there is only believed when the earlier request was not HEAD."""
+        target never got there, but llhttp had read its method by then, unless the method
+        itself was what it refused (its method field then still holds an earlier request's)."""
         if self._url:
             return self._is_head
-        return not self._url_was_head and self._parser.get_method() == b"HEAD"
+        return self._method_read and self._parser.get_method() == b"HEAD"
 
     def _reported(self, status: int, error: str) -> str:
         """A refused request no handler will log: reported once, under a new request id."""
