@@ -312,3 +312,14 @@ def test_x_a_head_after_a_head_refused_inside_its_target_gets_no_body(
     assert_hops_agree(
         target, "default", [first, b"HEAD /public/x?\x1f HTTP/1.1\r\n" + HOST + b"\r\n"]
     )
+
+
+def test_x_a_body_the_client_never_finishes_is_its_timeout_not_the_upstreams(
+    target: DifferentialTarget,
+) -> None:
+    """Found by the 50,000-stream run: the client sent part of a chunked body and stopped;
+    the wait for the upstream's answer (started with the head) ran out first, and the gateway
+    answered 504, blaming an upstream that was still waiting for the body. It is a 408."""
+    head = b"POST /public/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+    exchange = assert_hops_agree(target, "default", [head + b"5\r\nhello\r\n5\r\nhi"])
+    assert [response.status for response in exchange.client.responses] == [408]

@@ -129,11 +129,13 @@ class UpstreamForwarder:
                 content_length=declared,
                 on_sent=mark_sent,
             )
-        except BaseException:
+        except BaseException as error:
             # Whatever ends it (a broken answer, the client's refused body, a cancellation),
             # a request whose head went out may have been acted on: it is logged as forwarded.
             if sent:
                 timing.upstream_seconds = time.perf_counter() - started
+            if isinstance(error, ClientTimeout) and timing.body_error is None:
+                timing.body_error = error  # the body was late, however the pool noticed it
             raise
         try:
             await self._relay(request, upstream, request_id, timing)

@@ -38,7 +38,7 @@ from typing import cast
 
 import httptools
 
-from m2mgate.errors import BadGateway, GatewayError, GatewayTimeout
+from m2mgate.errors import BadGateway, ClientTimeout, GatewayError, GatewayTimeout
 from m2mgate.flow_control import WriteFlow, wake, woken_in_time
 
 Headers = list[tuple[str, str]]
@@ -599,18 +599,25 @@ async def _send_body(
 
 
 async def _first_of(sender: asyncio.Future[None], exchange: Exchange, seconds: float) -> None:
-    """Wait for the response head; a failing body sender ends the wait with its error."""
+    """Wait for the response head; a failing body sender ends the wait with its error. When
+    the time runs out while the request body is still being sent, it is the client's body
+    that is late (408), not the upstream's answer (504): an upstream reads a body before it
+    answers, and blaming it would count the client's stall in its error metrics."""
     head = asyncio.ensure_future(exchange.read_head(seconds))
     try:
         await asyncio.wait((sender, head), return_when=asyncio.FIRST_COMPLETED)
+        if sender.done() and sender.exception() is not None:
+            raise sender.exception()  # type: ignore[misc]  # the client's body failed first
         if not head.done():
-            if sender.exception() is not None:
-                raise sender.exception()  # type: ignore[misc]
-            await head  # the body is sent: wait for the head as usual
+            await asyncio.wait((head,))  # the body is sent: wait for the head as usual
+        if isinstance(head.exception(), GatewayTimeout) and not sender.done():
+            raise ClientTimeout(f"the request body was not complete within {seconds:g}s")
         head.result()
     finally:
         if not head.done():
             head.cancel()
+        else:
+            _ignore_result(head)  # its error, if any, was raised above or superseded
 
 
 def _ignore_result(future: asyncio.Future[None]) -> None:
