@@ -323,3 +323,23 @@ def test_x_a_body_the_client_never_finishes_is_its_timeout_not_the_upstreams(
     head = b"POST /public/x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
     exchange = assert_hops_agree(target, "default", [head + b"5\r\nhello\r\n5\r\nhi"])
     assert [response.status for response in exchange.client.responses] == [408]
+
+
+@pytest.mark.parametrize("path", [b"/public/early", b"/public/x"])
+def test_x_a_close_in_a_trailer_ends_the_connection_after_its_request(
+    target: DifferentialTarget, path: bytes
+) -> None:
+    """Found by the 50,000-stream run: llhttp acts on a `Connection: close` in a chunked
+    body's trailer and refuses to parse the pipelined request behind it. The gateway answered
+    that request with a parse error's 400, framed by the stale method of the HEAD before it,
+    so the 400 came without its body. Now the trailer is dropped (never forwarded) and the
+    connection ends after the request that carried it, as llhttp decided; what follows is
+    never read (RFC 9112 §9.6)."""
+    head = b"HEAD " + path + b" HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+    after = b"GET /public/x HTTP/1.1\r\n" + HOST + b"\r\n"
+    exchange = assert_hops_agree(
+        target, "default", [head, b"0\r\nConnection: close\r\n\r\n" + after]
+    )
+    assert [response.status for response in exchange.client.responses] == [200]
+    assert exchange.observation.closed_by_gateway
+    assert not exchange.observation.http_errors

@@ -70,6 +70,10 @@ class HttpConnection(WriteFlow):
         self._trailer_fields = 0  # of the chunked body being read: its trailer section
         self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
         self._method_read = True  # llhttp read this request's method (not refused inside it)
+        self._in_message = False  # llhttp began a request it has not completed
+        # llhttp completed a request that ends the connection (`Connection: close`, HTTP/1.0,
+        # or a close option in a chunked body's trailer): it parses nothing after it.
+        self._parser_closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -94,7 +98,10 @@ class HttpConnection(WriteFlow):
         if self._reading != _BODY:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
-                self._refuse(431, "HeadTooLarge")
+                # Refused before llhttp sees these bytes: a request it has not begun is HEAD
+                # when these bytes begin it so (its refusal then has no body, RFC 9110 §9.3.2).
+                head = self._refused_head() if self._in_message else data.startswith(b"HEAD ")
+                self._refuse(431, "HeadTooLarge", to_head=head)
                 return
         try:
             self._parser.feed_data(data)
@@ -118,6 +125,13 @@ class HttpConnection(WriteFlow):
                 self._pause_reading()
             return
         except httptools.HttpParserError as error:
+            if self._parser_closed and not self._in_message:
+                # Bytes after a request that closes the connection. RFC 9112 §9.6: the server
+                # answers that request, then closes, and SHOULD NOT process further requests.
+                # They are neither parsed nor refused: a refusal here would be a response to a
+                # request nobody read (and its framing would follow the stale one's method).
+                self._pause_reading()
+                return
             self._method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
             refused = self._refusal
             if refused is not None:
@@ -138,8 +152,9 @@ class HttpConnection(WriteFlow):
         self._deliver(body)
         if self._body_left == 0:
             # llhttp still waits for the body it never saw: the next request gets a new one.
+            keep_alive = self._parser.should_keep_alive()  # what the old one read in the head
             self._parser = httptools.HttpRequestParser(self)
-            self.on_message_complete()
+            self._message_complete(keep_alive)
             if self._upgraded:
                 self._pause_reading()  # the Upgrade request's body is read; nothing more is
             elif rest and not self.closed:
@@ -159,6 +174,7 @@ class HttpConnection(WriteFlow):
     # --- llhttp callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._url = []
         self._url_bytes = 0
         self._headers = []
@@ -254,16 +270,35 @@ class HttpConnection(WriteFlow):
             # llhttp skipped an Upgrade request's body; data_received reads it by count and
             # completes the message when it has all of it.
             return
+        self._message_complete(self._parser.should_keep_alive())
+
+    def _message_complete(self, keep_alive: bool) -> None:
+        """A request's message ended; `keep_alive` is llhttp's reading of whether more follow."""
         cycle = self._parsing
         self._parsing = None
         self._reading = _WAITING
         self._discarding = 0
+        self._in_message = False
+        if not keep_alive:
+            # llhttp reads nothing after this request, and the gateway agrees with it. That
+            # includes a `Connection: close` in a chunked body's trailer section (llhttp acts
+            # on it): the trailer itself is dropped (never forwarded, RFC 9110 §6.5.1), but the
+            # connection ends after this request's response, as llhttp decided. Threat (#8):
+            # the request behind it was refused with the 400 of a parse error, framed by the
+            # stale HEAD method of the request before it, so it came without its body and
+            # the client read the next bytes as garbage.
+            self._parser_closed = True
+            if cycle is not None:
+                cycle.keep_alive = False
         if cycle is None:
             return
         cycle.end_body()
         if cycle.finished and self._active is None and not self.closed:
-            # Its response went out before its body ended; the rest was dropped. Ready.
-            self._idle()
+            # Its response went out before its body ended; the rest was dropped.
+            if cycle.keep_alive:
+                self._idle()  # ready for the next request
+            else:
+                self.close()
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -372,6 +407,8 @@ class HttpConnection(WriteFlow):
         """Was the refused request HEAD? Known from on_url; a request refused inside its
         target never got there, but llhttp had read its method by then, unless the method
         itself was what it refused (its method field then still holds an earlier request's)."""
+        if not self._in_message:
+            return False  # no request begun: nothing is known of one
         if self._url:
             return self._is_head
         return self._method_read and self._parser.get_method() == b"HEAD"
@@ -389,7 +426,7 @@ class HttpConnection(WriteFlow):
             self._server.events.slow_client()
         self.close()
 
-    def _refuse(self, status: int, error: str) -> None:
+    def _refuse(self, status: int, error: str, *, to_head: bool | None = None) -> None:
         """The request cannot be parsed: a fixed JSON answer (never the request's bytes), then
         close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
         active = self._active
@@ -403,7 +440,9 @@ class HttpConnection(WriteFlow):
             return
         if active is None:
             request_id = self._reported(status, error)
-            self.write(refusal(status, request_id, to_head=self._refused_head()))
+            if to_head is None:
+                to_head = self._refused_head()
+            self.write(refusal(status, request_id, to_head=to_head))
         elif active is parsing and not active.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a
