@@ -64,10 +64,15 @@ def check_query(query: str) -> None:
     line's. Threat (#8 review R5): `POST /api/items/1?_method=DELETE` passes a POST rule and
     runs the DELETE handler. (A `_method` in a form body cannot be seen here; see the threat
     model: such overrides must be off upstream.)"""
-    if "method" not in query.lower():
-        return  # the common case: one scan, no parsing
+    # The common case: no parsing. A name can only spell an override with the letters of
+    # "method" in it or with percent-escapes: `_m%65thod` decodes to `_method` upstream.
+    if "%" not in query and "method" not in query.lower():
+        return
     for parameter in query.replace(";", "&").split("&"):
         name = unquote_plus(parameter.partition("=")[0]).strip().lower()
+        # PHP (Laravel, Symfony) turns `.` and spaces inside a name into `_` and reads
+        # `_method[...]` as `_method`; qs (Express) reads the brackets alike.
+        name = name.partition("[")[0].replace(".", "_").replace(" ", "_")
         if name in _METHOD_OVERRIDE_PARAMETERS:
             raise InvalidPath("the query overrides the method (a `_method` parameter)")
 

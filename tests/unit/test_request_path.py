@@ -76,7 +76,11 @@ def test_split_target():
 @pytest.mark.parametrize(
     "query",
     ["_method=DELETE", "x=1&_METHOD=delete", "a=b;_method=put", "%5Fmethod=PATCH",
-     "X-HTTP-Method-Override=DELETE", "_method"],
+     "X-HTTP-Method-Override=DELETE", "_method",
+     # Escapes that hide the word "method" itself (found after #8 review R5's fix).
+     "_m%65thod=DELETE", "%5f%6d%65%74%68%6f%64=DELETE", "x=1&_METH%4fD=put",
+     # PHP's name mangling and array syntax: each reaches Laravel as `_method`.
+     ".method=DELETE", "_method[]=DELETE", "_method%5B0%5D=DELETE"],
 )  # fmt: skip
 def test_a_query_that_overrides_the_method_is_refused(query):
     from m2mgate.request_path import check_query
@@ -85,7 +89,9 @@ def test_a_query_that_overrides_the_method_is_refused(query):
         check_query(query)
 
 
-@pytest.mark.parametrize("query", ["", "method=GET", "payment_method=card", "x=_method"])
+@pytest.mark.parametrize(
+    "query", ["", "method=GET", "payment_method=card", "x=_method", "q=%20method", "a%20b=1"]
+)
 def test_queries_that_do_not_override_the_method_pass(query):
     from m2mgate.request_path import check_query
 
