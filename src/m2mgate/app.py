@@ -38,7 +38,8 @@ from m2mgate.proxy.forwarder import UpstreamForwarder
 from m2mgate.server.admin import admin_app
 from m2mgate.server.binding import binding
 from m2mgate.server.handler import ProxyHandler
-from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
+from m2mgate.server.http1_server import HttpServer, ServerEvents
+from m2mgate.server.limits import ConnectionLimits
 from m2mgate.server.runtime import Runtime
 
 _WATCH_INTERVAL_SECONDS = 1.0
