@@ -17,3 +17,9 @@ class ConnectionLimits:
     max_header_bytes: int  # one header field line
     max_headers: int
     send_timeout_seconds: float = 60.0  # a client that reads nothing of a response this long
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    max_bytes: int | None  # None: no limit
+    idle_timeout_seconds: float
