@@ -67,9 +67,9 @@ class Gateway:
             self.log = self.log.bind(worker=worker_index)
             self.access_log.tag(worker=worker_index)
         self.metrics = GatewayMetrics(registry)
-        self.keys = KeyRegistry(KeyFetchReporter(self.metrics, self.log), clock)
-        self.runtimes = Runtimes(settings, self.keys, wall_clock)
-        self.metrics.watch_key_caches(self.keys.statuses)
+        self.key_registry = KeyRegistry(KeyFetchReporter(self.metrics, self.log), clock)
+        self.runtimes = Runtimes(settings, self.key_registry, wall_clock)
+        self.metrics.watch_key_caches(self.key_registry.statuses)
         self.metrics.watch_token_cache(
             self.runtimes.token_cache_stats,
             self.runtimes.token_cache_size,
@@ -98,14 +98,14 @@ class Gateway:
 
     @property
     def key_caches(self) -> Mapping[str, KeyCache]:
-        return self.keys.caches
+        return self.key_registry.caches
 
     @property
     def token_cache_stats(self) -> TokenCacheStats:
         return self.runtimes.token_cache_stats
 
     def key_statuses(self) -> list[KeyCacheStatus]:
-        return self.keys.statuses()
+        return self.key_registry.statuses()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class Gateway:
         except BaseException:
             await self._release()
             raise
-        self.keys.start_refreshing()
+        self.key_registry.start_refreshing()
         self._spawn(flush_access_log(self.access_log, _ACCESS_LOG_FLUSH_SECONDS))
         self.log.info(
             "started",
@@ -136,7 +136,7 @@ class Gateway:
     async def _bind(self) -> None:
         # Neither the fetch session nor the pool does I/O until asked: opening them first
         # means a request accepted the moment the proxy port binds finds them ready.
-        self.keys.open()
+        self.key_registry.open()
         await self.runtime.forwarder.start()
         admin = ListenAddress("127.0.0.1", 0) if self._worker_listen else self.settings.admin_listen
         await self._listeners.bind_admin(
@@ -158,7 +158,7 @@ class Gateway:
 
     async def wait_ready(self, timeout_seconds: float) -> bool:
         """Wait until every issuer has had a usable key set (the first time)."""
-        return await self.keys.wait_ready(timeout_seconds)
+        return await self.key_registry.wait_ready(timeout_seconds)
 
     async def shut_down(self, skip_delay: asyncio.Event) -> None:
         """SIGTERM: /readyz answers 503 at once, but the gateway goes on accepting and serving
@@ -196,7 +196,7 @@ class Gateway:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.keys.close()
+        await self.key_registry.close()
         await self._listeners.close()
         await self.runtime.forwarder.close()
 
