@@ -3,7 +3,7 @@
 It builds the same decision stack as the running gateway (`decision.build_gatekeeper`) and calls
 the same `Gatekeeper.decide` with a `Trace`, so what it reports is what the gateway would do.
 Keys come from the issuers' JWKS (online) or from `--jwks` files (offline), through the same
-`KeyCache` and key hygiene as the gateway's.
+`KeyRegistry`, `KeyCache` and key hygiene as the gateway's.
 
 This is an operator's tool run with a token the operator holds: unlike the gateway's error
 responses, its output shows claim values (that is its purpose). It never prints the token.
@@ -14,27 +14,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from m2mgate.auth.policy import evaluate
 from m2mgate.auth.principal import Principal
 from m2mgate.auth.token_parsing import UnverifiedToken
 from m2mgate.auth.trace import Step, Trace
 from m2mgate.auth.verifier import IssuerPolicy
-from m2mgate.config.compiling import IssuerSettings, Settings
+from m2mgate.config.compiling import Settings
 from m2mgate.decision import DecisionRecord, build_gatekeeper
 from m2mgate.errors import GatewayError, KeysUnavailable
 from m2mgate.jose import VerificationKey
-from m2mgate.keys.cache import KeyCache
-from m2mgate.keys.fetcher import FetchFailed, new_session
+from m2mgate.keys.fetcher import FetchFailed
 from m2mgate.keys.keyset import InvalidKeySet, build_keyset
-from m2mgate.keys.source import FetchedKeys, KeySource
+from m2mgate.keys.registry import Fetch, KeyRegistry
+from m2mgate.keys.source import FetchedKeys, KeySourceSettings
 from m2mgate.routing import Route
 
 
@@ -66,11 +64,11 @@ class _FetchNotes:
             self.problems[issuer_name] = f"{result}: {detail}"
 
 
-def offline_fetch(path: Path, issuer: IssuerSettings) -> Callable[[], Awaitable[FetchedKeys]]:
+def offline_fetch(path: Path, algorithms: frozenset[str]) -> Fetch:
     async def fetch() -> FetchedKeys:
         try:
             document = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
-            keyset = build_keyset(document, issuer.source.algorithms)
+            keyset = build_keyset(document, algorithms)
         except OSError as error:
             raise FetchFailed("network_error", f"cannot read {path}: {error.strerror}") from None
         except ValueError:
@@ -91,25 +89,18 @@ async def explain(
 ) -> Explanation:
     """Decide one request. `jwks_files`: issuer name (or None for every issuer) -> JWKS file."""
     notes = _FetchNotes()
-    session: aiohttp.ClientSession | None = None
+    files = jwks_files or {}
 
-    def current_session() -> aiohttp.ClientSession:
-        nonlocal session
-        if session is None:
-            session = new_session()
-        return session
-
-    caches: dict[str, KeyCache] = {}
-    for issuer in settings.issuers:
-        name = issuer.policy.name
-        offline = (jwks_files or {}).get(name) or (jwks_files or {}).get(None)
+    def fetch_for(name: str, source: KeySourceSettings) -> Fetch:
+        offline = files.get(name) or files.get(None)
         if offline is not None:
-            fetch = offline_fetch(offline, issuer)
-        elif jwks_files:
-            fetch = _no_keys(name)
-        else:
-            fetch = KeySource(issuer.source, current_session, time.monotonic).fetch
-        caches[name] = KeyCache(name, fetch, issuer.cache, notes, time.monotonic)
+            return offline_fetch(offline, source.algorithms)
+        if files:
+            return _no_keys(name)
+        return registry.fetch_from_issuer(name, source)
+
+    registry = KeyRegistry(notes, time.monotonic, fetch_for)
+    caches = registry.reconcile({issuer.policy.name: issuer for issuer in settings.issuers})
 
     async def keys_for(name: str, kid: str | None, alg: str) -> tuple[VerificationKey, ...]:
         cache = caches[name]
@@ -122,20 +113,20 @@ async def explain(
     record = DecisionRecord()
     authorization = [] if token is None else [f"Bearer {token}"]
     error: GatewayError | None = None
+    registry.open()
     try:
         await gatekeeper.decide(method, path, authorization, record, trace)
     except GatewayError as caught:
         error = caught
     finally:
-        if session is not None:
-            await session.close()
+        await registry.close()
     requirements = None
     if record.principal is not None and record.route is not None and record.route.requirement:
         requirements = evaluate(record.route.requirement, record.principal)
     return Explanation(method, path, trace, record, error, requirements, notes.problems)
 
 
-def _no_keys(name: str) -> Callable[[], Awaitable[FetchedKeys]]:
+def _no_keys(name: str) -> Fetch:
     async def fetch() -> FetchedKeys:
         raise FetchFailed("network_error", f"no --jwks file given for issuer {name}")
 

@@ -35,9 +35,10 @@ from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
-from m2mgate.proxy.forwarder import BodyLimits, UpstreamSettings
 from m2mgate.proxy.headers import ForwardRules
+from m2mgate.proxy.settings import UpstreamSettings
 from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods
+from m2mgate.server.limits import BodyLimits
 
 
 @dataclass(frozen=True, slots=True)

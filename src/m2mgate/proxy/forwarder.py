@@ -25,21 +25,9 @@ from m2mgate.errors import (
 )
 from m2mgate.proxy.headers import Headers, downstream_response_headers
 from m2mgate.proxy.http1_client import Response, UpstreamPool
+from m2mgate.proxy.settings import UpstreamSettings
+from m2mgate.server.limits import BodyLimits
 from m2mgate.server.request_cycle import RequestCycle, http_date
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamSettings:
-    url: str
-    connect_timeout_seconds: float
-    timeout_seconds: float
-    max_connections: int
-
-
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    max_bytes: int | None  # None: no limit
-    idle_timeout_seconds: float
 
 
 @dataclass(slots=True)

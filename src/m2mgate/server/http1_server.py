@@ -40,18 +40,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from m2mgate.server.http1_connection import HttpConnection
+from m2mgate.server.limits import ConnectionLimits
 from m2mgate.server.request_cycle import RequestCycle
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionLimits:
-    head_timeout_seconds: float
-    keepalive_timeout_seconds: float
-    max_connections: int
-    max_url_bytes: int  # the request line
-    max_header_bytes: int  # one header field line
-    max_headers: int
-    send_timeout_seconds: float = 60.0  # a client that reads nothing of a response this long
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,38 +1,42 @@
-"""One config version, as the request path uses it; swapped atomically on reload.
+"""What the proxy handler needs of one config version: the runtime a request pins.
 
-A request pins the runtime current when it starts and finishes under it, even if a reload
-swaps in a new one meanwhile. A retired runtime reports when its last request has left, so the
-resources only it used (an upstream pool) can be closed without cutting anyone off.
+The handler pins the current runtime when a request starts (`enter`) and releases it when the
+request ends (`leave`), so a request finishes under the config it started with, whatever reloads.
+The concrete runtime is built from a compiled config by the composition root
+(`m2mgate.app.runtimes.Runtime`); the listener side names only this shape, so it never imports
+config.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from typing import Protocol
 
-from m2mgate.config.compiling import Settings
 from m2mgate.decision import Gatekeeper
 from m2mgate.proxy.forwarder import UpstreamForwarder
+from m2mgate.proxy.headers import ForwardRules
+from m2mgate.server.limits import BodyLimits
 
 
-@dataclass(eq=False)
-class Runtime:
-    settings: Settings
-    gatekeeper: Gatekeeper
-    forwarder: UpstreamForwarder
-    in_flight: int = 0
-    is_retired: bool = False
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
+class ExchangeSettings(Protocol):
+    """The per-config facts the handler reads while forwarding."""
 
-    def enter(self) -> None:
-        self.in_flight += 1
+    @property
+    def forward(self) -> ForwardRules: ...
 
-    def leave(self) -> None:
-        self.in_flight -= 1
-        if self.is_retired and self.in_flight == 0:
-            self.drained.set()
+    @property
+    def body_limits(self) -> BodyLimits: ...
 
-    def retire(self) -> None:
-        self.is_retired = True
-        if self.in_flight == 0:
-            self.drained.set()
+
+class Runtime(Protocol):
+    @property
+    def settings(self) -> ExchangeSettings: ...
+
+    @property
+    def gatekeeper(self) -> Gatekeeper: ...
+
+    @property
+    def forwarder(self) -> UpstreamForwarder: ...
+
+    def enter(self) -> None: ...
+
+    def leave(self) -> None: ...

@@ -14,7 +14,7 @@ Why not prometheus-client's multiprocess mode: it takes a lock and writes an mma
 increment on the request path, and it needs a writable directory (the manifests run with a
 read-only root). Here the request path stays as it is; the cost is the bounded loss above.
 
-No I/O here: the supervisor feeds it scrapes and deaths (server/workers.py).
+No I/O here: the supervisor feeds it scrapes and deaths (app/supervisor.py).
 """
 
 from __future__ import annotations

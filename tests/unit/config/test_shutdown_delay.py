@@ -2,7 +2,7 @@
 
 import pytest
 
-from m2mgate.app import _RESTART_ONLY
+from m2mgate.app.reloader import RESTART_ONLY
 from m2mgate.config.compiling import compile_settings, validate_tree
 from tests.unit.config.test_schema import changed, problems
 
@@ -24,4 +24,4 @@ def test_bounded_and_strict(value, fragment):
 
 def test_takes_effect_on_restart_like_the_grace_period():
     # The --workers supervisor bounds its wait for each worker by delay + grace as started.
-    assert "shutdown_delay_seconds" in _RESTART_ONLY
+    assert "shutdown_delay_seconds" in RESTART_ONLY

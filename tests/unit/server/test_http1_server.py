@@ -10,7 +10,8 @@ from typing import Any
 
 from m2mgate.errors import BodyRefused
 from m2mgate.server.http1_connection import HttpConnection
-from m2mgate.server.http1_server import ConnectionLimits, HttpServer, ServerEvents
+from m2mgate.server.http1_server import HttpServer, ServerEvents
+from m2mgate.server.limits import ConnectionLimits
 from m2mgate.server.request_cycle import RequestCycle
 from tests.support.waiting import eventually
 

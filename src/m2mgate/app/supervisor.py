@@ -3,17 +3,13 @@
 One Python process uses one core; a sidecar with more CPU runs N workers:
 - **The port.** Every worker binds the proxy address with SO_REUSEPORT, and the kernel spreads
   new connections across them. A configured port 0 is resolved once, here, so all workers bind
-  the same port.
+  the same port (worker_processes.py).
 - **Each worker is a whole gateway**: its own key caches (JWKS fetched per worker), its own
   token cache, pool and reload. Its admin listener is on a loopback port only this supervisor
-  uses; the worker reports that port through an inherited pipe (worker_report.py), so
+  uses; the worker reports that port through an inherited pipe (server/worker_report.py), so
   `--workers` writes no file and runs on a read-only root filesystem.
-- **The admin port** is served here. `/metrics` merges the workers' metrics, scraped in the
-  background about once a second (worker_metrics.py, observability/metrics_merge.py); the
-  counters of a worker that died are kept, so merged counters never go backwards. It adds
-  `m2mgate_workers` and `m2mgate_worker_restarts_total`. `/readyz` is 200 only when every
-  worker is ready.
-  `/healthz` is 200 while every worker process runs.
+- **The admin port** is served here (supervisor_admin.py): merged metrics, `/readyz` 200 only
+  when every worker is ready, `/healthz` 200 while every worker process runs.
 - **Signals.** SIGHUP is passed to every worker (each reloads; `--watch` watches in each).
   SIGTERM/SIGINT: the admin port reports draining at once, every worker waits its
   `shutdown_delay_seconds` still serving, then drains (its own grace period), and the
@@ -28,21 +24,14 @@ scrapes of its own workers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
-import socket
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
+from m2mgate.app.stop_signals import on_stop_signals
+from m2mgate.app.supervisor_admin import SupervisorAdmin
+from m2mgate.app.worker_processes import Worker, WorkersFailed, die_with_parent, resolve_listen
 from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.observability.logging import build_logger
@@ -51,46 +40,9 @@ from m2mgate.server.worker_metrics import WorkerMetrics
 from m2mgate.server.worker_report import read_report, report_pipe
 
 _READY_TIMEOUT_SECONDS = 60.0
-_SCRAPE_TIMEOUT_SECONDS = 5.0
-# How often each worker's /metrics is read. A worker that crashes loses what it counted since
-# its last scrape (worker_metrics.py): this is that bound.
-METRICS_INTERVAL_SECONDS = 1.0
 _MAX_BACKOFF_SECONDS = 30.0
 
-
-class WorkersFailed(Exception):
-    """The workers could not start (each says why on stderr)."""
-
-
-@dataclass
-class Worker:
-    index: int
-    process: asyncio.subprocess.Process | None = None
-    admin: str | None = None  # "127.0.0.1:port" once the worker has reported
-    # The worker's report (worker_report.py): its admin address, or None if it exited first.
-    reported: asyncio.Task[str | None] | None = field(default=None, repr=False)
-    restarts: int = 0
-    backoff: float = 1.0
-    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-
-def resolve_listen(address: ListenAddress) -> tuple[ListenAddress, socket.socket]:
-    """Bind (not listen) the proxy address with SO_REUSEPORT to learn a port-0 port. The
-    socket is held until the workers have bound the same port, then closed."""
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((address.host, address.port))
-    except OSError:
-        sock.close()  # a port in use: the caller reports it, nothing is left open
-        raise
-    return ListenAddress(address.host, int(sock.getsockname()[1])), sock
+__all__ = ["Supervisor", "WorkersFailed"]
 
 
 class Supervisor:
@@ -102,29 +54,25 @@ class Supervisor:
         self.workers = [Worker(i) for i in range(workers)]
         self._stopping = False
         self._listen: ListenAddress | None = None
-        self._admin_runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
         self.metrics = WorkerMetrics(workers)
+        self.admin = SupervisorAdmin(self.workers, self.metrics, lambda: self._stopping)
         self._scrapers: list[asyncio.Task[None]] = []
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop_signal, stop)
+        on_stop_signals(lambda: self._stop_signal(stop))
         loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         # Both addresses are bound before any worker starts: a port in use is then one
         # CannotListen and nothing else (no worker started, drained and stopped around it).
         with binding("listen", self.settings.listen):
             self._listen, holder = resolve_listen(self.settings.listen)
         try:
-            await self._serve_admin()
+            await self.admin.serve(self.settings.admin_listen)
         except BaseException:
             holder.close()
             raise
-        self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_SECONDS)
-        )
+        self.admin.open_scrapes()
         started = False
         try:
             for worker in self.workers:
@@ -133,9 +81,9 @@ class Supervisor:
             holder.close()  # every worker has bound the port now
             started = True
             # One scrape now, so /metrics has every worker from the first request on.
-            await asyncio.gather(*(self._scrape_metrics(w) for w in self.workers))
+            await asyncio.gather(*(self.admin.scrape_metrics(w) for w in self.workers))
             self._scrapers = [
-                loop.create_task(self._scrape_metrics_forever(w)) for w in self.workers
+                loop.create_task(self.admin.scrape_metrics_forever(w)) for w in self.workers
             ]
             self.log.info(
                 "workers_started",
@@ -167,7 +115,7 @@ class Supervisor:
         try:
             # stdout/stderr are inherited: every worker's JSON log lines go where ours go.
             worker.process = await asyncio.create_subprocess_exec(
-                *command, pass_fds=(write_fd,), preexec_fn=_die_with_parent
+                *command, pass_fds=(write_fd,), preexec_fn=die_with_parent
             )
         except OSError as error:
             os.close(read_fd)
@@ -270,106 +218,6 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._admin_runner is not None:
-            await self._admin_runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
+        await self.admin.close()
         if log:
             self.log.info("stopped")
-
-    # --- admin ----------------------------------------------------------------------------
-
-    async def _scrape(self, worker: Worker, path: str) -> tuple[int, str] | None:
-        admin = worker.admin if worker.running else None
-        if admin is None or self._http is None:
-            return None
-        try:
-            async with self._http.get(f"http://{admin}{path}") as response:
-                return response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def _scrape_metrics_forever(self, worker: Worker) -> None:
-        while True:
-            await asyncio.sleep(METRICS_INTERVAL_SECONDS)
-            await self._scrape_metrics(worker)
-
-    async def _scrape_metrics(self, worker: Worker) -> None:
-        process = worker.process
-        if process is None or process.returncode is not None:
-            return
-        found = await self._scrape(worker, "/metrics")
-        if worker.process is not process or process.returncode is not None:
-            # It exited meanwhile: it is retired (or about to be) with its earlier scrape,
-            # and this one belongs to no running process.
-            return
-        self.metrics.scraped(worker.index, found[1] if found and found[0] == 200 else None)
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        # Served from the background scrapes, never from a scrape of its own: every counter
-        # served is one the book holds, so a worker's death cannot take back what was shown.
-        running = GaugeMetricFamily("m2mgate_workers", "Worker processes running now.")
-        running.add_metric([], sum(1 for w in self.workers if w.running))
-        restarts = CounterMetricFamily(
-            "m2mgate_worker_restarts", "Workers started again after exiting unexpectedly."
-        )
-        restarts.add_metric([], sum(w.restarts for w in self.workers))
-        response = web.Response(body=self.metrics.exposition(extra=(running, restarts)))
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    async def _readyz(self, _: web.Request) -> web.Response:
-        scraped = await asyncio.gather(*(self._scrape(w, "/readyz") for w in self.workers))
-        workers: list[dict[str, Any]] = []
-        for worker, found in zip(self.workers, scraped, strict=True):
-            detail: Any = None
-            if found is not None:
-                with contextlib.suppress(ValueError):
-                    detail = json.loads(found[1])
-            workers.append(
-                {
-                    "index": worker.index,
-                    "pid": worker.process.pid if worker.process is not None else None,
-                    "admin": worker.admin,
-                    "ready": found is not None and found[0] == 200,
-                    "restarts": worker.restarts,
-                    "status": detail.get("status") if isinstance(detail, dict) else None,
-                }
-            )
-        ready = all(w["ready"] for w in workers)
-        state = "draining" if self._stopping else ("ready" if ready else "not_ready")
-        return web.json_response(
-            {"status": state, "workers": workers}, status=200 if state == "ready" else 503
-        )
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        alive = all(w.running for w in self.workers)
-        return web.json_response(
-            {"status": "ok" if alive else "degraded"}, status=200 if alive else 503
-        )
-
-    async def _serve_admin(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/healthz", self._healthz)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        address = self.settings.admin_listen
-        try:
-            with binding("admin_listen", address):
-                await web.TCPSite(runner, address.host, address.port, reuse_address=True).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._admin_runner = runner
-
-
-def _die_with_parent() -> None:
-    """In the worker, before exec: SIGTERM when the supervisor dies, even by SIGKILL, so no
-    orphaned worker keeps serving (or holding the port) on its own. Linux only."""
-    if sys.platform == "linux":
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
