@@ -24,7 +24,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import IssuerSettings, Settings, load_settings
 from m2mgate.decision import Gatekeeper, build_gatekeeper
 from m2mgate.errors import ConfigError
@@ -32,6 +31,7 @@ from m2mgate.jose import VerificationKey
 from m2mgate.keys.cache import KeyCache, KeyCacheStatus
 from m2mgate.keys.fetcher import new_session
 from m2mgate.keys.source import FetchedKeys, KeySource
+from m2mgate.listen_address import ListenAddress
 from m2mgate.observability.logging import AccessLog, build_logger
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics
 from m2mgate.proxy.forwarder import UpstreamForwarder

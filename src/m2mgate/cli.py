@@ -21,7 +21,6 @@ import uvloop
 
 from m2mgate import __version__
 from m2mgate.app import Gateway
-from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.compiling import Settings, load_settings
 from m2mgate.config.schema import ConfigSchema
 from m2mgate.demo.runner import DemoPorts, demo_config_text, serve_demo
@@ -32,6 +31,7 @@ from m2mgate.issuer.client_secrets import hash_secret
 from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
+from m2mgate.listen_address import ListenAddress, parse_listen_address
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
 from m2mgate.server.binding import CannotListen
 from m2mgate.server.worker_report import send_report

@@ -19,7 +19,6 @@ from m2mgate.auth.claims import ClaimKind, ClaimLayout, ClaimPath, ClaimSource, 
 from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
-from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.cross_checks import cross_item_problems
 from m2mgate.config.errors import in_file_order, model_problems
 from m2mgate.config.loading import read_tree
@@ -35,6 +34,7 @@ from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
+from m2mgate.listen_address import ListenAddress, parse_listen_address
 from m2mgate.proxy.headers import ForwardRules
 from m2mgate.proxy.settings import UpstreamSettings
 from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods

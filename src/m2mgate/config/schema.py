@@ -23,8 +23,10 @@ from pydantic import (
 )
 
 from m2mgate.auth.claims import parse_claim_path
-from m2mgate.config.addresses import parse_listen_address, validate_fetch_url, validate_upstream_url
 from m2mgate.config.loading import EnvText
+from m2mgate.keys.fetch_url import validate_fetch_url
+from m2mgate.listen_address import parse_listen_address
+from m2mgate.proxy.settings import validate_upstream_url
 
 SUPPORTED_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",

@@ -43,8 +43,8 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
+from m2mgate.listen_address import ListenAddress
 from m2mgate.observability.logging import build_logger
 from m2mgate.server.binding import binding
 from m2mgate.server.worker_metrics import WorkerMetrics
