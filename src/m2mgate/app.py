@@ -39,7 +39,6 @@ from m2mgate.server.admin import admin_app
 from m2mgate.server.binding import binding
 from m2mgate.server.handler import ProxyHandler
 from m2mgate.server.http1_server import HttpServer, ServerEvents
-from m2mgate.server.limits import ConnectionLimits
 from m2mgate.server.runtime import Runtime
 
 _WATCH_INTERVAL_SECONDS = 1.0
@@ -244,18 +243,9 @@ class Gateway:
 
     def _new_proxy_server(self) -> HttpServer:
         handler = ProxyHandler(lambda: self._runtime, self.metrics, self.log, self.access_log)
-        limits = self.settings.listener
         return HttpServer(
             handler,
-            ConnectionLimits(
-                head_timeout_seconds=limits.head_timeout_seconds,
-                keepalive_timeout_seconds=limits.keepalive_timeout_seconds,
-                send_timeout_seconds=limits.send_timeout_seconds,
-                max_connections=limits.max_connections,
-                max_url_bytes=limits.max_url_bytes,
-                max_header_bytes=limits.max_header_bytes,
-                max_headers=limits.max_headers,
-            ),
+            self.settings.listener,
             ServerEvents(
                 http_error=self._http_error,
                 slow_client=lambda: self.metrics.client_errors.labels("slow_client").inc(),

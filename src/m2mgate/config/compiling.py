@@ -38,7 +38,7 @@ from m2mgate.listen_address import ListenAddress, parse_listen_address
 from m2mgate.proxy.headers import ForwardRules
 from m2mgate.proxy.settings import UpstreamSettings
 from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods
-from m2mgate.server.limits import BodyLimits
+from m2mgate.server.limits import BodyLimits, ConnectionLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +46,6 @@ class IssuerSettings:
     policy: IssuerPolicy
     source: KeySourceSettings
     cache: CachePolicy
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerLimits:
-    """How the proxy listener treats clients at the HTTP level (applied at start)."""
-
-    max_header_bytes: int
-    max_headers: int
-    max_url_bytes: int
-    head_timeout_seconds: float
-    keepalive_timeout_seconds: float
-    send_timeout_seconds: float
-    max_connections: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +59,7 @@ class Settings:
     max_token_bytes: int
     token_cache_entries: int
     token_cache_max_bytes: int
-    listener: ListenerLimits
+    listener: ConnectionLimits  # how the proxy listener treats clients (applied at start)
     body_limits: BodyLimits
     shutdown_grace_seconds: float
     shutdown_delay_seconds: float
@@ -165,7 +152,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
         max_token_bytes=config.limits.max_token_bytes,
         token_cache_entries=config.limits.token_cache_entries,
         token_cache_max_bytes=config.limits.token_cache_max_bytes,
-        listener=ListenerLimits(
+        listener=ConnectionLimits(
             max_header_bytes=config.limits.max_header_bytes,
             max_headers=config.limits.max_headers,
             max_url_bytes=config.limits.max_url_bytes,
