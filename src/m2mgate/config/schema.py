@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -22,42 +22,37 @@ from pydantic import (
     model_validator,
 )
 
-from m2mgate.auth.claims import parse_claim_path
+from m2mgate.auth.claims import ClaimKind, parse_claim_path
+from m2mgate.auth.presets import PRESETS
 from m2mgate.config.loading import EnvText
+from m2mgate.http_token import TOKEN
 from m2mgate.keys.fetch_url import validate_fetch_url
+from m2mgate.keys.keyset import SUPPORTED_ALGORITHMS
 from m2mgate.listen_address import parse_listen_address
+from m2mgate.proxy.headers import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS
 from m2mgate.proxy.settings import validate_upstream_url
 
-SUPPORTED_ALGORITHMS = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-)  # fmt: skip
-Algorithm = Literal[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
-]
-PresetName = Literal[
-    "generic", "rfc9068", "auth0", "okta", "descope", "scalekit", "stytch", "keycloak", "entra",
-    "cognito",
-]  # fmt: skip
+# One definition each, in the runtime module that uses it; the Literal types are built from
+# them so pydantic validates and documents the same list (mypy sees plain strings).
+if TYPE_CHECKING:
+    Algorithm = str
+    PresetName = str
+    ClaimKindName = str
+else:
+    Algorithm = Literal[SUPPORTED_ALGORITHMS]
+    PresetName = Literal[tuple(PRESETS)]
+    ClaimKindName = Literal[tuple(kind.value for kind in ClaimKind)]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Enforcing it here means a scope
 # from config can be quoted in a WWW-Authenticate challenge without escaping.
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 # RFC 9110 §5.6.2 token: the characters a header field name may use.
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+HEADER_NAME = re.compile(f"^{TOKEN.pattern}$")
 # RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
 # upper case. The JSON Schema says upper case too (see `_method`).
-METHOD_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+METHOD_TOKEN = HEADER_NAME
 _UPPER_CASE_METHOD = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
-# Headers the gateway itself owns: an identity header may not take one of these names.
-RESERVED_HEADERS = frozenset(
-    {
-        "host", "authorization", "content-length", "content-type", "transfer-encoding",
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "expect",
-        "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
-        "cookie",
-    }
-)  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -176,8 +171,8 @@ def _source_shorthand(value: Any) -> Any:
 
 class ClaimSourceSchema(Strict):
     path: ClaimPathText = Field(description="Claim path, e.g. scp or realm_access.roles.")
-    type: Literal["space_delimited", "array", "array_or_space_delimited"] = Field(
-        "array_or_space_delimited",
+    type: ClaimKindName = Field(
+        ClaimKind.ARRAY_OR_SPACE_DELIMITED.value,
         description="How the claim is written; anything else in the token is a 401.",
     )
 
@@ -315,19 +310,23 @@ HeaderName = Annotated[str, Field(min_length=1)]
 
 class ForwardSchema(Strict):
     client_id: HeaderName | None = Field(
-        "X-Client-Id", description="Header for the client identity (null: not sent)."
+        DEFAULT_IDENTITY_NAMES["client_id"],
+        description="Header for the client identity (null: not sent).",
     )
     scopes: HeaderName | None = Field(
-        "X-Scopes", description="Header for the scopes, space-separated (null: not sent)."
+        DEFAULT_IDENTITY_NAMES["scopes"],
+        description="Header for the scopes, space-separated (null: not sent).",
     )
     roles: HeaderName | None = Field(
-        "X-Roles", description="Header for the roles, comma-separated (null: not sent)."
+        DEFAULT_IDENTITY_NAMES["roles"],
+        description="Header for the roles, comma-separated (null: not sent).",
     )
     issuer: HeaderName | None = Field(
-        "X-Issuer", description="Header for the token's iss (null: not sent)."
+        DEFAULT_IDENTITY_NAMES["issuer"], description="Header for the token's iss (null: not sent)."
     )
     subject: HeaderName | None = Field(
-        "X-Subject", description="Header for the token's sub (null: not sent)."
+        DEFAULT_IDENTITY_NAMES["subject"],
+        description="Header for the token's sub (null: not sent).",
     )
     tenant: HeaderName | None = Field(
         None, description="Header for the preset's tenant claim (default: not sent)."
