@@ -22,13 +22,10 @@ from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.cross_checks import cross_item_problems
 from m2mgate.config.errors import in_file_order, model_problems
 from m2mgate.config.loading import read_tree
-from m2mgate.config.schema import (
-    ClaimSourceSchema,
-    ConfigSchema,
-    IssuerSchema,
-    RequireSchema,
-    RouteSchema,
-)
+from m2mgate.config.schema import ConfigSchema
+from m2mgate.config.schema_claims import ClaimSourceSchema
+from m2mgate.config.schema_issuers import IssuerSchema
+from m2mgate.config.schema_routes import RequireSchema, RouteSchema
 from m2mgate.config.warnings import ConfigWarning, config_warnings
 from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from m2mgate.config.errors import validate_model
 from m2mgate.config.loading import load_tree
-from m2mgate.config.schema import SCOPE_TOKEN, EnvBool, EnvInt, Seconds, Strict
+from m2mgate.config.schema_types import SCOPE_TOKEN, EnvBool, EnvInt, Seconds, Strict
 from m2mgate.issuer.client_secrets import parse_hash
 from m2mgate.jose import SigningAlgorithm
 from m2mgate.listen_address import ListenAddress, parse_listen_address

@@ -490,7 +490,7 @@ def test_tenant_header_is_off_by_default_and_collisions_are_refused():
 def test_an_empty_string_is_never_an_allowed_claim_value():
     """#8 review: `claims: {tenant: "${TENANT}"}` with TENANT unset-but-empty compiled to
     "tenant must be the empty string", which a token can satisfy."""
-    from m2mgate.config.schema import RequireSchema
+    from m2mgate.config.schema_routes import RequireSchema
 
     for claims in ({"tenant": ""}, {"tenant": ["a", ""]}):
         with pytest.raises(ValueError, match="empty string"):
