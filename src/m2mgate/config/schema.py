@@ -10,29 +10,33 @@ this module assembles them into the whole file.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from m2mgate.config.schema_forward import ForwardSchema
 from m2mgate.config.schema_issuers import IssuerSchema
 from m2mgate.config.schema_limits import LimitsSchema
 from m2mgate.config.schema_routes import RouteSchema
-from m2mgate.config.schema_types import Seconds, Strict
+from m2mgate.config.schema_types import ParsedFrom, Seconds, Strict
 from m2mgate.config.schema_upstream import UpstreamSchema
-from m2mgate.listen_address import parse_listen_address
+from m2mgate.listen_address import ListenAddress, parse_listen_address
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-def _listen(value: str) -> str:
-    parse_listen_address(value)
-    return value
+# Written `host:port`; validated into the ListenAddress the listeners bind. The defaults are
+# written too, and validated like any value.
+Listen = Annotated[ListenAddress, ParsedFrom(str, parse_listen_address, str)]
 
 
 class ConfigSchema(Strict):
-    listen: str = Field("127.0.0.1:8080", description="Proxy address, host:port.")
-    admin_listen: str = Field("127.0.0.1:9901", description="/metrics, /healthz, /readyz.")
+    listen: Listen = Field(
+        "127.0.0.1:8080", validate_default=True, description="Proxy address, host:port."
+    )
+    admin_listen: Listen = Field(
+        "127.0.0.1:9901", validate_default=True, description="/metrics, /healthz, /readyz."
+    )
     upstream: UpstreamSchema = Field(description="The API behind the gateway.")
     issuers: list[IssuerSchema] = Field(
         min_length=1, description="Trusted token issuers, each with its keys and claim layout."
@@ -59,11 +63,6 @@ class ConfigSchema(Strict):
         "rest. 0: drain at once.",
     )
     log_level: LogLevel = Field("info", description="Least severe log level written.")
-
-    @field_validator("listen", "admin_listen")
-    @classmethod
-    def _addresses(cls, value: str) -> str:
-        return _listen(value)
 
     # Unique names and `issuer` values, case-only duplicate route paths and `admin_listen` vs
     # `listen` span several items: they are checked in config/cross_checks.py, which pydantic's

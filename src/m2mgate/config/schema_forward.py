@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from m2mgate.auth.claims import parse_claim_path
-from m2mgate.config.schema_types import EnvBool, Strict
+from m2mgate.auth.claims import ClaimPath, parse_claim_path
+from m2mgate.config.schema_types import EnvBool, ParsedFrom, Strict, claim_path_text
 from m2mgate.http_token import TOKEN
 from m2mgate.proxy.headers import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS
 
@@ -24,6 +24,33 @@ def _header_name(value: str) -> str:
 
 
 HeaderName = Annotated[str, Field(min_length=1)]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _claim_headers(value: dict[str, str]) -> dict[str, ClaimPath]:
+    """`forward.claims`: header -> claim path, each header checked, each path parsed once."""
+    parsed = {}
+    for header, path in value.items():
+        parsed[_header_name(header)] = parse_claim_path(path)
+    return parsed
+
+
+def _claim_headers_text(value: dict[str, ClaimPath]) -> dict[str, str]:
+    return {header: claim_path_text(path) for header, path in value.items()}
+
+
+def _networks(values: list[str]) -> tuple[Network, ...]:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _networks_text(values: tuple[Network, ...]) -> list[str]:
+    return [str(value) for value in values]
 
 
 class ForwardSchema(Strict):
@@ -49,43 +76,27 @@ class ForwardSchema(Strict):
     tenant: HeaderName | None = Field(
         None, description="Header for the preset's tenant claim (default: not sent)."
     )
-    claims: dict[str, str] = Field(
-        default_factory=dict, description="Extra header -> claim path, e.g. {X-Org: org.id}."
-    )
+    claims: Annotated[
+        dict[str, ClaimPath], ParsedFrom(dict[str, str], _claim_headers, _claim_headers_text)
+    ] = Field(default_factory=dict, description="Extra header -> claim path, e.g. {X-Org: org.id}.")
     authorization: EnvBool = Field(
         False,
         description="Pass the verified Authorization header upstream (never on public routes, "
         "where nothing verified it).",
     )
-    trusted_proxies: list[str] = Field(
-        default_factory=list,
+    trusted_proxies: Annotated[
+        tuple[Network, ...], ParsedFrom(list[str], _networks, _networks_text)
+    ] = Field(
+        default_factory=tuple,
         description="CIDRs of proxies in front of the gateway. When set, only these peers may "
         "supply the forwarded family (Forwarded, X-Forwarded-*, X-Real-IP, ...); from anyone "
         "else it is removed and X-Forwarded-For/Proto/Host are the gateway's own view.",
     )
 
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-        return values
-
     @field_validator("client_id", "scopes", "roles", "issuer", "subject", "tenant")
     @classmethod
     def _names(cls, value: str | None) -> str | None:
         return None if value is None else _header_name(value)
-
-    @field_validator("claims")
-    @classmethod
-    def _claims(cls, value: dict[str, str]) -> dict[str, str]:
-        for header, path in value.items():
-            _header_name(header)
-            parse_claim_path(path)
-        return value
 
     @model_validator(mode="after")
     def _distinct_headers(self) -> ForwardSchema:

@@ -7,9 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
-from m2mgate.auth.claims import parse_claim_path
-from m2mgate.config.schema_types import NAME_PATTERN, SCOPE_TOKEN, EnvBool, Strict
+from m2mgate.auth.claims import ClaimPath, parse_claim_path
+from m2mgate.config.schema_types import (
+    NAME_PATTERN,
+    SCOPE_TOKEN,
+    EnvBool,
+    ParsedFrom,
+    Strict,
+    claim_path_text,
+)
 from m2mgate.http_token import TOKEN
+from m2mgate.routing import PathPattern, compile_pattern
 
 # RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
 # upper case. The JSON Schema says upper case too (see `_method`).
@@ -22,6 +30,8 @@ ClaimScalar = str | int | bool
 
 
 def _claim_rule(value: Any) -> Any:
+    """One `require.claims` entry: the allowed values, as a tuple (a scalar is a tuple of one)."""
+
     def is_scalar(item: Any) -> bool:
         return isinstance(item, (str, int, bool)) and not isinstance(item, float)
 
@@ -30,10 +40,18 @@ def _claim_rule(value: Any) -> Any:
     if value == "" or (isinstance(value, list) and "" in value):
         raise ValueError("an empty string is not an allowed claim value")
     if is_scalar(value):
-        return value
+        return (value,)
     if isinstance(value, list) and value and all(is_scalar(item) for item in value):
-        return value
+        return tuple(value)
     raise ValueError("expected a string, integer or boolean, or a non-empty list of them")
+
+
+def _claim_paths(value: dict[str, tuple[ClaimScalar, ...]]) -> dict[ClaimPath, Any]:
+    return {parse_claim_path(path): allowed for path, allowed in value.items()}
+
+
+def _claims_text(value: dict[ClaimPath, tuple[ClaimScalar, ...]]) -> dict[str, list[Any]]:
+    return {claim_path_text(path): list(allowed) for path, allowed in value.items()}
 
 
 # Written, a condition names at least one value (see `_not_empty`); editors learn it from these.
@@ -53,7 +71,12 @@ class RequireSchema(Strict):
     any_roles: list[str] = Field(
         default_factory=list, description="At least one of these.", json_schema_extra=_SOME_ITEMS
     )
-    claims: dict[str, Annotated[Any, BeforeValidator(_claim_rule)]] = Field(
+    claims: Annotated[
+        dict[ClaimPath, tuple[ClaimScalar, ...]],
+        ParsedFrom(
+            dict[str, Annotated[Any, BeforeValidator(_claim_rule)]], _claim_paths, _claims_text
+        ),
+    ] = Field(
         default_factory=dict,
         description="Claim path -> allowed value or list of allowed values.",
         json_schema_extra={"minProperties": 1},
@@ -95,13 +118,6 @@ class RequireSchema(Strict):
                 raise ValueError("roles must be non-empty strings without control characters")
         return values
 
-    @field_validator("claims")
-    @classmethod
-    def _claim_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for path in value:
-            parse_claim_path(path)
-        return value
-
     @field_validator("issuers")
     @classmethod
     def _issuer_names(cls, values: list[str], info: ValidationInfo) -> list[str]:
@@ -135,9 +151,15 @@ HttpMethod = Annotated[
 ]
 
 
+def _pattern_text(pattern: PathPattern) -> str:
+    return pattern.text
+
+
 class RouteSchema(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Used in logs and metric labels.")
-    path: str = Field(description="Pattern: literal segments, `*` one segment, trailing `**` any.")
+    path: Annotated[PathPattern, ParsedFrom(str, compile_pattern, _pattern_text)] = Field(
+        description="Pattern: literal segments, `*` one segment, trailing `**` any."
+    )
     methods: list[HttpMethod] | None = Field(
         None,
         min_length=1,
@@ -154,14 +176,6 @@ class RouteSchema(Strict):
         validate_default=True,
         description="Conditions a verified token must meet; `{}` = any valid token.",
     )
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        from m2mgate.routing import compile_pattern  # local: routing imports nothing from config
-
-        compile_pattern(value)
-        return value
 
     @field_validator("deny")
     @classmethod

@@ -1,15 +1,19 @@
 """Field types the config schema's sections share: values that may come from the environment,
-the strict base model, names, scope-tokens and claim paths.
+the strict base model, names, scope-tokens and claim paths, and `ParsedFrom`, which makes a
+validated field hold what compiling consumes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
-from m2mgate.auth.claims import parse_claim_path
+from m2mgate.auth.claims import ClaimPath, ClaimRef, parse_claim_path
 from m2mgate.config.loading import EnvText
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -58,9 +62,37 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _claim_path(value: str) -> str:
-    parse_claim_path(value)
-    return value
+@dataclass(frozen=True, slots=True)
+class ParsedFrom:
+    """Field metadata: the value is written, validated and documented as `written` (so
+    `m2mgate schema` and every type error stay those of `written`), then `parse` makes it the
+    runtime value, once: compiling takes it as it is, never parsing the text again. `parse`
+    raises ValueError with a message for `yaml.path: message`, at the field's own path.
+    `text` writes the value back, so `model_dump` gives the config as written (the cross-item
+    checks read that)."""
+
+    written: Any
+    parse: Callable[[Any], Any]
+    text: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, _source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            self.parse,
+            handler.generate_schema(self.written),
+            serialization=core_schema.plain_serializer_function_ser_schema(self.text),
+        )
 
 
-ClaimPathText = Annotated[str, AfterValidator(_claim_path)]
+def claim_path_text(path: ClaimPath) -> str:
+    """`parse_claim_path` backwards: `.` and `\\` escaped, a reference in braces."""
+    return ".".join(
+        f"{{{segment.name}}}"
+        if isinstance(segment, ClaimRef)
+        else segment.replace("\\", "\\\\").replace(".", "\\.")
+        for segment in path
+    )
+
+
+ClaimPathText = Annotated[ClaimPath, ParsedFrom(str, parse_claim_path, claim_path_text)]
