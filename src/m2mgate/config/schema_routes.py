@@ -19,9 +19,8 @@ from m2mgate.config.schema_types import (
 from m2mgate.http_token import TOKEN
 from m2mgate.routing import PathPattern, compile_pattern
 
-# RFC 9110 §9.1: a method is a token; methods are case-sensitive and the standard ones are
-# upper case. The JSON Schema says upper case too (see `_method`).
-METHOD_TOKEN = re.compile(f"^{TOKEN.pattern}$")
+# RFC 9110 §9.1: a method is a token (http_token.TOKEN); methods are case-sensitive and the
+# standard ones are upper case. The JSON Schema says upper case too (see `_method`).
 _UPPER_CASE_METHOD = r"^[!#$%&'*+.^_`|~0-9A-Z-]+$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -134,7 +133,7 @@ class RequireSchema(Strict):
 def _method(value: str) -> str:
     # Any token, not a fixed list: a method nobody can list (PROPFIND, PURGE, MKCOL, REPORT,
     # SEARCH, ...) can never be restricted and falls through to a later, maybe public, route.
-    if not METHOD_TOKEN.match(value):
+    if not TOKEN.fullmatch(value):  # whole string: `$` would let "GET\n" through
         raise ValueError("not an HTTP method: RFC 9110 §9.1 method names are tokens")
     # RFC 9110 §9.1: methods are case-sensitive, and clients send GET, not get. A lower-case
     # entry would silently never match, leaving the method it meant to the routes after it.

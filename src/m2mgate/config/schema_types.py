@@ -18,8 +18,9 @@ from m2mgate.config.loading import EnvText
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). Enforcing it here means a scope
-# from config can be quoted in a WWW-Authenticate challenge without escaping.
-SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+# from config can be quoted in a WWW-Authenticate challenge without escaping. `\Z`, not `$`:
+# `$` matches before a final newline, and "admin\n" in a challenge breaks the response head.
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")
 
 
 # --- values that may come from the environment --------------------------------------------------

@@ -495,3 +495,28 @@ def test_an_empty_string_is_never_an_allowed_claim_value():
     for claims in ({"tenant": ""}, {"tenant": ["a", ""]}):
         with pytest.raises(ValueError, match="empty string"):
             RequireSchema.model_validate({"claims": claims})
+
+
+@pytest.mark.parametrize(
+    ("tree", "path", "fragment"),
+    [
+        (changed(forward={"client_id": "X-Client-Id\n"}), "forward.client_id", "header name"),
+        (changed(forward={"claims": {"X-Org\n": "org"}}), "forward.claims", "header name"),
+        (changed(routes__0__methods=["GET\n"]), "routes[0].methods[0]", "RFC 9110"),
+        (
+            changed(routes__0__require={"scopes": ["admin\n"]}),
+            "routes[0].require.scopes",
+            "scope-tokens",
+        ),
+        (
+            changed(routes__0__require={"any_scopes": ["admin\n"]}),
+            "routes[0].require.any_scopes",
+            "scope-tokens",
+        ),
+    ],
+)
+def test_a_trailing_newline_is_no_part_of_a_token(tree, path, fragment):
+    """`^...$` matched "X-Client-Id\\n" (`$` matches before a final newline): the bare LF went
+    onto the wire in the upstream request's head, or the 403's WWW-Authenticate scope."""
+    found = problems(tree)
+    assert fragment in found[path], found
