@@ -121,7 +121,7 @@ def compile_settings(config: ConfigSchema) -> Settings:
         listen=config.listen,
         admin_listen=config.admin_listen,
         upstream=UpstreamSettings(
-            url=config.upstream.url,
+            target=config.upstream.url,
             connect_timeout_seconds=config.upstream.connect_timeout_seconds,
             timeout_seconds=config.upstream.timeout_seconds,
             max_connections=config.upstream.max_connections,

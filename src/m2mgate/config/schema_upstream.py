@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Annotated
 
-from m2mgate.config.schema_types import EnvBool, EnvInt, Seconds, Strict
-from m2mgate.proxy.settings import validate_upstream_url
+from pydantic import Field
+
+from m2mgate.config.schema_types import EnvBool, EnvInt, ParsedFrom, Seconds, Strict
+from m2mgate.proxy.settings import UpstreamTarget, parse_upstream_url
+
+
+def _url_text(target: UpstreamTarget) -> str:
+    return target.url
 
 
 class UpstreamSchema(Strict):
-    url: str = Field(description="Base URL of the API behind the gateway (scheme, host, port).")
+    url: Annotated[UpstreamTarget, ParsedFrom(str, parse_upstream_url, _url_text)] = Field(
+        description="Base URL of the API behind the gateway (scheme, host, port)."
+    )
     connect_timeout_seconds: Seconds = Field(
         2.0, gt=0, le=60, description="Longest wait to connect to the upstream (then 504)."
     )
@@ -21,9 +29,3 @@ class UpstreamSchema(Strict):
     preserve_host: EnvBool = Field(
         False, description="Send the client's Host upstream instead of the upstream URL's host."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        validate_upstream_url(value)
-        return value

@@ -520,3 +520,11 @@ def test_a_trailing_newline_is_no_part_of_a_token(tree, path, fragment):
     onto the wire in the upstream request's head, or the 403's WWW-Authenticate scope."""
     found = problems(tree)
     assert fragment in found[path], found
+
+
+def test_an_upstream_url_the_pool_cannot_parse_is_refused_at_check():
+    """It passed validation, then `run` stopped with a ValueError building the forwarder."""
+    found = problems(changed(upstream={"url": "http://h\\x"}))
+    assert "RFC 3986" in found["upstream.url"]
+    target = compile_settings(validate_tree(MINIMAL)).upstream.target
+    assert (target.host, target.port, target.tls) == ("127.0.0.1", 3000, False)
