@@ -19,7 +19,6 @@ from m2mgate.app.serve import WorkerRole, run
 from m2mgate.app.stop_signals import run_until_stop_signal
 from m2mgate.app.worker_processes import WorkersFailed
 from m2mgate.arguments import CONFIG_ENV, build_parser
-from m2mgate.config.addresses import parse_listen_address
 from m2mgate.config.compiling import load_settings
 from m2mgate.config.schema import ConfigSchema
 from m2mgate.demo.runner import DemoPorts, demo_config_text, serve_demo
@@ -29,6 +28,7 @@ from m2mgate.issuer.client_secrets import hash_secret
 from m2mgate.issuer.config import load_issuer_settings
 from m2mgate.issuer.server import DevIssuer
 from m2mgate.jose import decode_unverified
+from m2mgate.listen_address import parse_listen_address
 from m2mgate.observability.logging import build_logger, route_stdlib_logging
 from m2mgate.operator_input import UsageError, client_secret, jwks_files, read_token
 from m2mgate.server.binding import CannotListen

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -101,7 +101,8 @@ def verify_signature(token: str, key: VerificationKey) -> None:
 
 # --- signing (the embedded dev issuer) -----------------------------------------------------------
 
-SIGNING_ALGORITHMS = ("ES256", "RS256")
+# What `generate_signing_key` can make; the dev issuer's config allows exactly these.
+SigningAlgorithm = Literal["ES256", "RS256"]
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
 
 

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 
 import aiohttp
 
-from m2mgate.config.addresses import validate_fetch_url
+from m2mgate.keys.fetch_url import validate_fetch_url
 from m2mgate.keys.fetcher import USER_AGENT, FetchFailed, fetch_json
 from m2mgate.keys.source import discovery_urls
 

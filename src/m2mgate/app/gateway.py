@@ -21,11 +21,11 @@ from m2mgate.app.listeners import Listeners, format_address, proxy_server
 from m2mgate.app.reloader import WATCH_INTERVAL_SECONDS, ConfigReloader
 from m2mgate.app.runtimes import Runtime, Runtimes
 from m2mgate.auth.token_cache import TokenCacheStats
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.decision import Gatekeeper
 from m2mgate.keys.cache import KeyCache, KeyCacheStatus
 from m2mgate.keys.registry import KeyRegistry
+from m2mgate.listen_address import ListenAddress
 from m2mgate.observability.logging import AccessLog, build_logger
 from m2mgate.observability.metrics import GatewayMetrics
 from m2mgate.observability.reporters import (

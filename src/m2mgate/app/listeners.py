@@ -10,27 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from m2mgate.config.addresses import ListenAddress
-from m2mgate.config.compiling import ListenerLimits
+from m2mgate.listen_address import ListenAddress
 from m2mgate.server.binding import binding
 from m2mgate.server.http1_server import Handler, HttpServer, ServerEvents
 from m2mgate.server.limits import ConnectionLimits
 
 
-def proxy_server(handler: Handler, limits: ListenerLimits, events: ServerEvents) -> HttpServer:
-    return HttpServer(
-        handler,
-        ConnectionLimits(
-            head_timeout_seconds=limits.head_timeout_seconds,
-            keepalive_timeout_seconds=limits.keepalive_timeout_seconds,
-            send_timeout_seconds=limits.send_timeout_seconds,
-            max_connections=limits.max_connections,
-            max_url_bytes=limits.max_url_bytes,
-            max_header_bytes=limits.max_header_bytes,
-            max_headers=limits.max_headers,
-        ),
-        events,
-    )
+def proxy_server(handler: Handler, limits: ConnectionLimits, events: ServerEvents) -> HttpServer:
+    return HttpServer(handler, limits, events)
 
 
 class Listeners:

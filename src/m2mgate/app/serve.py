@@ -18,9 +18,9 @@ import uvloop
 from m2mgate.app.gateway import Gateway
 from m2mgate.app.stop_signals import StopRequest
 from m2mgate.app.supervisor import Supervisor
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
 from m2mgate.gc_tuning import freeze_startup_objects
+from m2mgate.listen_address import ListenAddress
 from m2mgate.server.worker_report import send_report
 
 

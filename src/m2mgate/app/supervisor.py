@@ -32,8 +32,8 @@ from pathlib import Path
 from m2mgate.app.stop_signals import on_stop_signals
 from m2mgate.app.supervisor_admin import SupervisorAdmin
 from m2mgate.app.worker_processes import Worker, WorkersFailed, die_with_parent, resolve_listen
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import Settings
+from m2mgate.listen_address import ListenAddress
 from m2mgate.observability.logging import build_logger
 from m2mgate.server.binding import binding
 from m2mgate.server.worker_metrics import WorkerMetrics

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from m2mgate.app.worker_processes import Worker
-from m2mgate.config.addresses import ListenAddress
+from m2mgate.listen_address import ListenAddress
 from m2mgate.server.binding import binding
 from m2mgate.server.worker_metrics import WorkerMetrics
 

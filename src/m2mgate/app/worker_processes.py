@@ -10,7 +10,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
-from m2mgate.config.addresses import ListenAddress
+from m2mgate.listen_address import ListenAddress
 
 
 class WorkersFailed(Exception):

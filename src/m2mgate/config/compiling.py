@@ -7,7 +7,6 @@ the schema and across items (every problem at once, each with its YAML path), co
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,30 +14,27 @@ from typing import Any
 
 from m2mgate.auth.claim_checks import TokenTypeGuard
 from m2mgate.auth.claim_projection import ClaimProjection, claims_read_by
-from m2mgate.auth.claims import ClaimKind, ClaimLayout, ClaimPath, ClaimSource, parse_claim_path
+from m2mgate.auth.claims import ClaimKind, ClaimLayout, ClaimPath, ClaimSource
 from m2mgate.auth.policy import ClaimRule, Requirement
 from m2mgate.auth.presets import PRESETS
 from m2mgate.auth.verifier import IssuerPolicy
-from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.cross_checks import cross_item_problems
 from m2mgate.config.errors import in_file_order, model_problems
 from m2mgate.config.loading import read_tree
-from m2mgate.config.schema import (
-    ClaimSourceSchema,
-    ConfigSchema,
-    IssuerSchema,
-    RequireSchema,
-    RouteSchema,
-)
+from m2mgate.config.schema import ConfigSchema
+from m2mgate.config.schema_claims import ClaimSourceSchema
+from m2mgate.config.schema_issuers import IssuerSchema
+from m2mgate.config.schema_routes import RequireSchema, RouteSchema
 from m2mgate.config.warnings import ConfigWarning, config_warnings
 from m2mgate.errors import ConfigError
 from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
+from m2mgate.listen_address import ListenAddress
 from m2mgate.proxy.headers import ForwardRules
 from m2mgate.proxy.settings import UpstreamSettings
-from m2mgate.routing import Route, RouteTable, compile_pattern, covered_methods
-from m2mgate.server.limits import BodyLimits
+from m2mgate.routing import Route, RouteTable, covered_methods
+from m2mgate.server.limits import BodyLimits, ConnectionLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +42,6 @@ class IssuerSettings:
     policy: IssuerPolicy
     source: KeySourceSettings
     cache: CachePolicy
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerLimits:
-    """How the proxy listener treats clients at the HTTP level (applied at start)."""
-
-    max_header_bytes: int
-    max_headers: int
-    max_url_bytes: int
-    head_timeout_seconds: float
-    keepalive_timeout_seconds: float
-    send_timeout_seconds: float
-    max_connections: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +55,7 @@ class Settings:
     max_token_bytes: int
     token_cache_entries: int
     token_cache_max_bytes: int
-    listener: ListenerLimits
+    listener: ConnectionLimits  # how the proxy listener treats clients (applied at start)
     body_limits: BodyLimits
     shutdown_grace_seconds: float
     shutdown_delay_seconds: float
@@ -135,10 +118,10 @@ def compile_settings(config: ConfigSchema) -> Settings:
         raise ConfigError(problems)
     routes = RouteTable(tuple(_route(item) for item in config.routes))
     return Settings(
-        listen=parse_listen_address(config.listen),
-        admin_listen=parse_listen_address(config.admin_listen),
+        listen=config.listen,
+        admin_listen=config.admin_listen,
         upstream=UpstreamSettings(
-            url=config.upstream.url,
+            target=config.upstream.url,
             connect_timeout_seconds=config.upstream.connect_timeout_seconds,
             timeout_seconds=config.upstream.timeout_seconds,
             max_connections=config.upstream.max_connections,
@@ -151,21 +134,16 @@ def compile_settings(config: ConfigSchema) -> Settings:
             issuer=config.forward.issuer,
             subject=config.forward.subject,
             tenant=config.forward.tenant,
-            claims=tuple(
-                (header, parse_claim_path(path)) for header, path in config.forward.claims.items()
-            ),
+            claims=tuple(config.forward.claims.items()),
             pass_authorization=config.forward.authorization,
             preserve_host=config.upstream.preserve_host,
-            trusted_proxies=tuple(
-                ipaddress.ip_network(value, strict=False)
-                for value in config.forward.trusted_proxies
-            ),
+            trusted_proxies=config.forward.trusted_proxies,
         ),
         routes=routes,
         max_token_bytes=config.limits.max_token_bytes,
         token_cache_entries=config.limits.token_cache_entries,
         token_cache_max_bytes=config.limits.token_cache_max_bytes,
-        listener=ListenerLimits(
+        listener=ConnectionLimits(
             max_header_bytes=config.limits.max_header_bytes,
             max_headers=config.limits.max_headers,
             max_url_bytes=config.limits.max_url_bytes,
@@ -192,7 +170,7 @@ def _claims_config_reads(config: ConfigSchema) -> ClaimProjection:
     """Every claim path read from a verified principal: `require.claims`, `forward.claims`."""
     paths = [path for route in config.routes if route.require for path in route.require.claims]
     paths += config.forward.claims.values()
-    return claims_read_by(parse_claim_path(path) for path in paths)
+    return claims_read_by(paths)
 
 
 def _layout(item: IssuerSchema) -> ClaimLayout:
@@ -203,18 +181,18 @@ def _layout(item: IssuerSchema) -> ClaimLayout:
         return layout
     changes: dict[str, Any] = {}
     if override.client_id is not None:
-        changes["client_id"] = tuple(parse_claim_path(path) for path in override.client_id)
+        changes["client_id"] = tuple(override.client_id)
     if override.scopes is not None:
         changes["scopes"] = tuple(_source(source) for source in override.scopes)
     if override.roles is not None:
         changes["roles"] = tuple(_source(source) for source in override.roles)
     if "tenant" in override.model_fields_set:  # `tenant: null` removes the preset's tenant
-        changes["tenant"] = parse_claim_path(override.tenant) if override.tenant else None
+        changes["tenant"] = override.tenant
     return dataclasses.replace(layout, **changes)
 
 
 def _source(source: ClaimSourceSchema) -> ClaimSource:
-    return ClaimSource(parse_claim_path(source.path), ClaimKind(source.type))
+    return ClaimSource(source.path, ClaimKind(source.type))
 
 
 def _guard(item: IssuerSchema) -> TokenTypeGuard:
@@ -223,8 +201,8 @@ def _guard(item: IssuerSchema) -> TokenTypeGuard:
     if override is None:
         return PRESETS[item.preset].guard
 
-    def markers(rules: dict[str, list[str]]) -> tuple[tuple[ClaimPath, frozenset[str]], ...]:
-        return tuple((parse_claim_path(path), frozenset(values)) for path, values in rules.items())
+    def markers(rules: dict[ClaimPath, list[str]]) -> tuple[tuple[ClaimPath, frozenset[str]], ...]:
+        return tuple((path, frozenset(values)) for path, values in rules.items())
 
     return TokenTypeGuard(
         header_typ=(
@@ -276,7 +254,7 @@ def _issuer(item: IssuerSchema) -> IssuerSettings:
 def _route(item: RouteSchema) -> Route:
     return Route(
         name=item.name,
-        pattern=compile_pattern(item.path),
+        pattern=item.path,
         methods=covered_methods(item.methods) if item.methods is not None else None,
         requirement=_requirement(item.require) if item.require is not None else None,
         is_deny=item.deny,
@@ -289,13 +267,7 @@ def _requirement(item: RequireSchema) -> Requirement:
         any_scopes=frozenset(item.any_scopes),
         roles=frozenset(item.roles),
         any_roles=frozenset(item.any_roles),
-        claims=tuple(
-            ClaimRule(
-                parse_claim_path(path),
-                tuple(allowed) if isinstance(allowed, list) else (allowed,),
-            )
-            for path, allowed in item.claims.items()
-        ),
+        claims=tuple(ClaimRule(path, allowed) for path, allowed in item.claims.items()),
         issuers=frozenset(item.issuers),
         challenge_scopes=tuple(dict.fromkeys([*item.scopes, *item.any_scopes])),
     )

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from m2mgate.config.addresses import ListenAddress, parse_listen_address
+from m2mgate.listen_address import ListenAddress, parse_listen_address
 
 Problem = tuple[str, str]
 

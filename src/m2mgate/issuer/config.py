@@ -24,15 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from m2mgate.config.addresses import ListenAddress, parse_listen_address
 from m2mgate.config.errors import validate_model
 from m2mgate.config.loading import load_tree
-from m2mgate.config.schema import SCOPE_TOKEN, EnvBool, EnvInt, Seconds, Strict
+from m2mgate.config.schema_types import SCOPE_TOKEN, EnvBool, EnvInt, Seconds, Strict
 from m2mgate.issuer.client_secrets import parse_hash
+from m2mgate.jose import SigningAlgorithm
+from m2mgate.listen_address import ListenAddress, parse_listen_address
 
 # Claims the issuer sets itself: a client's custom claims may not override them.
 REGISTERED_CLAIMS = frozenset(
@@ -94,7 +95,7 @@ class ClientSchema(Strict):
 class IssuerConfigSchema(Strict):
     listen: str = Field("127.0.0.1:8081", description="Address of the issuer, host:port.")
     issuer: str | None = Field(None, description="The `iss` value; default http://<listen>.")
-    algorithm: Literal["ES256", "RS256"] = Field("ES256", description="Signing algorithm.")
+    algorithm: SigningAlgorithm = Field("ES256", description="Signing algorithm.")
     default_audience: str | None = Field(None, description="`aud` when a client names none.")
     key_rotation_seconds: Seconds | None = Field(
         None, gt=0, description="Rotate the signing key this often (the next key is pre-published)."

@@ -16,12 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from m2mgate.config.addresses import ListenAddress
 from m2mgate.issuer.client_secrets import DECOY_HASH, verify_secret
 from m2mgate.issuer.config import Client, IssuerSettings
 from m2mgate.issuer.grant import OAuthError, grant_token, invalid_client, parse_token_request
 from m2mgate.issuer.keyring import KeyRing
 from m2mgate.jose import sign_token
+from m2mgate.listen_address import ListenAddress
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path
 JWKS_PATH = "/.well-known/jwks.json"

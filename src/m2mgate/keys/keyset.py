@@ -26,6 +26,9 @@ MAX_KIDLESS_CANDIDATES = 4  # tokens without `kid`: try at most this many keys, 
 _RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_ALGORITHM_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _OKP_CURVES = frozenset({"Ed25519", "Ed448"})
+# Every algorithm some key type verifies: the only list of them (config's `algorithms` allows
+# these, and nothing else: never `none`, never HS*).
+SUPPORTED_ALGORITHMS = (*_RSA_ALGORITHMS, *_EC_ALGORITHM_BY_CURVE.values(), "EdDSA")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -88,7 +91,7 @@ def algorithms_for(jwk: dict[str, Any], allowed: frozenset[str]) -> tuple[str, .
     elif kty == "OKP":
         if jwk.get("crv") not in _OKP_CURVES:
             raise KeyRejected("unsupported OKP curve")
-        possible = ("EdDSA",)
+        possible = ("EdDSA",)  # RFC 8037 §3.1: Ed25519 and Ed448 both sign as EdDSA
     elif kty == "oct":
         raise KeyRejected("symmetric (oct) key in a public key set")
     else:

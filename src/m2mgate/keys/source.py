@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from m2mgate.config.addresses import validate_fetch_url
+from m2mgate.keys.fetch_url import validate_fetch_url
 from m2mgate.keys.fetcher import FetchedDocument, FetchFailed, fetch_json
 from m2mgate.keys.keyset import InvalidKeySet, KeySet, build_keyset
 from m2mgate.keys.ttl import TtlBounds

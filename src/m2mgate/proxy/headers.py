@@ -24,12 +24,14 @@ import ipaddress
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from m2mgate.auth.claims import MISSING, ClaimPath, lookup_claim
 from m2mgate.auth.principal import Principal
+from m2mgate.http_token import TOKEN
 from m2mgate.request_path import is_valid_authority
 
 Headers = list[tuple[str, str]]
@@ -44,11 +46,16 @@ HOP_BY_HOP = frozenset(
         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
     }
 )  # fmt: skip
-# Names the identity headers have by default: stripped even when config renames or disables
-# one, so an upstream written against the defaults can never be fed a client's value.
-DEFAULT_IDENTITY_HEADERS = frozenset(
-    {"x-client-id", "x-scopes", "x-roles", "x-issuer", "x-subject", "x-tenant"}
-)
+# Names the identity headers have by default (`forward:` in config; `tenant` is only sent when
+# configured): stripped even when config renames or disables one, so an upstream written
+# against the defaults can never be fed a client's value.
+DEFAULT_IDENTITY_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "client_id": "X-Client-Id", "scopes": "X-Scopes", "roles": "X-Roles",
+        "issuer": "X-Issuer", "subject": "X-Subject", "tenant": "X-Tenant",
+    }
+)  # fmt: skip
+DEFAULT_IDENTITY_HEADERS = frozenset(name.lower() for name in DEFAULT_IDENTITY_NAMES.values())
 # Set by the gateway itself on every forwarded request. `Expect` is answered by the gateway
 # (100-continue only after the request is authorized), never passed on. Content-Length is
 # written by the upstream pool from the bytes it sends (RFC 9112 §6: one framing, the
@@ -313,7 +320,17 @@ def forwarded_headers(
 
 
 _REBUILT = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers the gateway itself owns: an identity header may not take one of these names (config
+# refuses them): the framing and connection fields, the ones it sets or rebuilds, and the
+# request's own Host, Authorization, Content-Type and Cookie. Proxy-Authenticate and
+# Proxy-Authorization are hop-by-hop but were never refused: refusing them would refuse
+# configs that load today.
+RESERVED_HEADERS = (
+    (HOP_BY_HOP - {"proxy-authenticate", "proxy-authorization"})
+    | _GATEWAY_OWNED
+    | _REBUILT
+    | {"host", "authorization", "content-type", "cookie"}
+)
 
 
 def _last(incoming: dict[str, list[tuple[str, str]]], key: str, default: str) -> str:
@@ -328,7 +345,7 @@ def _forwarded_element(client: ClientFacts) -> str:
     if client.host:
         parts.append(("host", client.host))
     return ";".join(
-        f"{key}={value}" if _TOKEN.fullmatch(value) else f'{key}="{value}"' for key, value in parts
+        f"{key}={value}" if TOKEN.fullmatch(value) else f'{key}="{value}"' for key, value in parts
     )
 
 

@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 
-from m2mgate.config.addresses import ListenAddress
+from m2mgate.listen_address import ListenAddress
 
 
 class CannotListen(Exception):

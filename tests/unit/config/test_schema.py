@@ -490,8 +490,41 @@ def test_tenant_header_is_off_by_default_and_collisions_are_refused():
 def test_an_empty_string_is_never_an_allowed_claim_value():
     """#8 review: `claims: {tenant: "${TENANT}"}` with TENANT unset-but-empty compiled to
     "tenant must be the empty string", which a token can satisfy."""
-    from m2mgate.config.schema import RequireSchema
+    from m2mgate.config.schema_routes import RequireSchema
 
     for claims in ({"tenant": ""}, {"tenant": ["a", ""]}):
         with pytest.raises(ValueError, match="empty string"):
             RequireSchema.model_validate({"claims": claims})
+
+
+@pytest.mark.parametrize(
+    ("tree", "path", "fragment"),
+    [
+        (changed(forward={"client_id": "X-Client-Id\n"}), "forward.client_id", "header name"),
+        (changed(forward={"claims": {"X-Org\n": "org"}}), "forward.claims", "header name"),
+        (changed(routes__0__methods=["GET\n"]), "routes[0].methods[0]", "RFC 9110"),
+        (
+            changed(routes__0__require={"scopes": ["admin\n"]}),
+            "routes[0].require.scopes",
+            "scope-tokens",
+        ),
+        (
+            changed(routes__0__require={"any_scopes": ["admin\n"]}),
+            "routes[0].require.any_scopes",
+            "scope-tokens",
+        ),
+    ],
+)
+def test_a_trailing_newline_is_no_part_of_a_token(tree, path, fragment):
+    """`^...$` matched "X-Client-Id\\n" (`$` matches before a final newline): the bare LF went
+    onto the wire in the upstream request's head, or the 403's WWW-Authenticate scope."""
+    found = problems(tree)
+    assert fragment in found[path], found
+
+
+def test_an_upstream_url_the_pool_cannot_parse_is_refused_at_check():
+    """It passed validation, then `run` stopped with a ValueError building the forwarder."""
+    found = problems(changed(upstream={"url": "http://h\\x"}))
+    assert "RFC 3986" in found["upstream.url"]
+    target = compile_settings(validate_tree(MINIMAL)).upstream.target
+    assert (target.host, target.port, target.tls) == ("127.0.0.1", 3000, False)
