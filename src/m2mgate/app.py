@@ -26,7 +26,8 @@ from prometheus_client import CollectorRegistry
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.config.addresses import ListenAddress
 from m2mgate.config.compiling import IssuerSettings, Settings, load_settings
-from m2mgate.decision import Gatekeeper, build_gatekeeper
+from m2mgate.config.gatekeeper import build_gatekeeper
+from m2mgate.decision import Gatekeeper
 from m2mgate.errors import ConfigError
 from m2mgate.jose import VerificationKey
 from m2mgate.keys.cache import KeyCache, KeyCacheStatus

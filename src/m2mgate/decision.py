@@ -9,17 +9,14 @@ decides, so what `explain` reports is what the gateway does.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from m2mgate.auth.bearer import extract_bearer_token
 from m2mgate.auth.policy import authorize
 from m2mgate.auth.principal import Principal
-from m2mgate.auth.token_cache import VerifiedTokenCache
 from m2mgate.auth.trace import Trace, traced
-from m2mgate.auth.verifier import KeyProvider, TokenVerifier
-from m2mgate.config.compiling import Settings
+from m2mgate.auth.verifier import TokenVerifier
 from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteDenied, RouteNotFound
 from m2mgate.request_path import check_query, normalize_request_path, split_target
 from m2mgate.routing import PathConfusion, Route, RouteTable
@@ -38,24 +35,6 @@ class DecisionRecord:
     @property
     def is_allowed(self) -> bool:
         return self.reason in (Reason.OK, Reason.PUBLIC)
-
-
-def build_gatekeeper(
-    settings: Settings,
-    keys: KeyProvider,
-    wall_clock: Callable[[], float] = time.time,
-    token_cache: VerifiedTokenCache | None = None,
-) -> Gatekeeper:
-    """The decision stack for a config: the gateway and `m2mgate explain` both build it here.
-    `token_cache` must be new for each config (see auth/token_cache.py)."""
-    verifier = TokenVerifier(
-        {issuer.policy.issuer: issuer.policy for issuer in settings.issuers},
-        keys,
-        wall_clock,
-        token_cache,
-        settings.principal_claims,
-    )
-    return Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
 
 
 class Gatekeeper:

@@ -1,6 +1,6 @@
 """`m2mgate explain`: the gateway's decision for one request, step by step, without traffic.
 
-It builds the same decision stack as the running gateway (`decision.build_gatekeeper`) and calls
+It builds the same decision stack as the running gateway (`config/gatekeeper.py`) and calls
 the same `Gatekeeper.decide` with a `Trace`, so what it reports is what the gateway would do.
 Keys come from the issuers' JWKS (online) or from `--jwks` files (offline), through the same
 `KeyCache` and key hygiene as the gateway's.
@@ -28,7 +28,8 @@ from m2mgate.auth.token_parsing import UnverifiedToken
 from m2mgate.auth.trace import Step, Trace
 from m2mgate.auth.verifier import IssuerPolicy
 from m2mgate.config.compiling import IssuerSettings, Settings
-from m2mgate.decision import DecisionRecord, build_gatekeeper
+from m2mgate.config.gatekeeper import build_gatekeeper
+from m2mgate.decision import DecisionRecord
 from m2mgate.errors import GatewayError, KeysUnavailable
 from m2mgate.jose import VerificationKey
 from m2mgate.keys.cache import KeyCache

@@ -18,7 +18,8 @@ import pytest
 
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.config.compiling import Settings, compile_settings, validate_tree
-from m2mgate.decision import DecisionRecord, build_gatekeeper
+from m2mgate.config.gatekeeper import build_gatekeeper
+from m2mgate.decision import DecisionRecord
 from m2mgate.keys.keyset import build_keyset
 from tests.support.tokens import SigningKey, claims_for, ec_key
 
