@@ -9,53 +9,50 @@ decides, so what `explain` reports is what the gateway does.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from m2mgate.auth.bearer import extract_bearer_token
 from m2mgate.auth.policy import authorize
 from m2mgate.auth.principal import Principal
-from m2mgate.auth.token_cache import VerifiedTokenCache
-from m2mgate.auth.trace import Trace, traced
-from m2mgate.auth.verifier import KeyProvider, TokenVerifier
-from m2mgate.config.compiling import Settings
+from m2mgate.auth.trace import Observer, Step, observed
+from m2mgate.auth.verifier import Rejected, TokenVerifier
 from m2mgate.errors import GatewayError, InvalidPath, Reason, RouteDenied, RouteNotFound
-from m2mgate.request_path import check_query, normalize_request_path, split_target
+from m2mgate.request_path import check_query, normalize_request_path
 from m2mgate.routing import PathConfusion, Route, RouteTable
 
 
-@dataclass(slots=True)
-class DecisionRecord:
-    """What became known while deciding; read once by the access log and the metrics."""
+class Decision:
+    """What the gateway decided for one request: read by the handler (answer or forward), the
+    access log and the metrics, and by `explain`.
 
-    route: Route | None = None
-    issuer_name: str | None = None
-    principal: Principal | None = None
-    reason: Reason | None = None
-    detail: str = ""
+    `error` is None when the request may pass; else the refusal to answer with. `issuer_name`
+    is the issuer the token *claims* when it was refused (a bounded label, not an identity).
+    """
+
+    __slots__ = ("error", "issuer_name", "principal", "reason", "route")
+
+    def __init__(
+        self,
+        route: Route | None,
+        principal: Principal | None,
+        reason: Reason,
+        error: GatewayError | None = None,
+        issuer_name: str | None = None,
+    ) -> None:
+        self.route = route
+        self.principal = principal
+        self.reason = reason
+        self.error = error
+        self.issuer_name = issuer_name
 
     @property
     def is_allowed(self) -> bool:
-        return self.reason in (Reason.OK, Reason.PUBLIC)
+        return self.error is None
 
-
-def build_gatekeeper(
-    settings: Settings,
-    keys: KeyProvider,
-    wall_clock: Callable[[], float] = time.time,
-    token_cache: VerifiedTokenCache | None = None,
-) -> Gatekeeper:
-    """The decision stack for a config: the gateway and `m2mgate explain` both build it here.
-    `token_cache` must be new for each config (see auth/token_cache.py)."""
-    verifier = TokenVerifier(
-        {issuer.policy.issuer: issuer.policy for issuer in settings.issuers},
-        keys,
-        wall_clock,
-        token_cache,
-        settings.principal_claims,
-    )
-    return Gatekeeper(settings.routes, verifier, settings.max_token_bytes)
+    @property
+    def detail(self) -> str:
+        """Why it was refused, for the log only ("" when allowed)."""
+        return "" if self.error is None else self.error.detail
 
 
 class Gatekeeper:
@@ -67,47 +64,35 @@ class Gatekeeper:
     async def decide(
         self,
         method: str,
-        target: str,
+        path: str,
+        query: str,
         authorization: Sequence[str],
-        record: DecisionRecord,
-        trace: Trace | None = None,
-    ) -> None:
-        """Return when the request may pass (facts in `record`); raise the GatewayError else.
+        observer: Observer | None = None,
+    ) -> Decision:
+        """The decision for one request. `path` and `query` are the request-target split once
+        by the caller (`request_path.split_target`), still percent-encoded.
 
-        `target` is the request-target as received (path and query, still percent-encoded).
-
-        `trace` (from `m2mgate explain`) records every step; the proxy passes none.
+        `observer` (from `m2mgate explain`) is told every step; the proxy passes none.
         """
+        route: Route | None = None
+        principal: Principal | None = None
         try:
-            await self._decide(method, target, authorization, record, trace)
+            routed = observed(observer, Step.PATH, _routed_path, path, query)
+            route = observed(observer, Step.ROUTE, self._route, method, routed)
+            if route.is_deny:  # before the public check: a deny route has no requirement either
+                raise RouteDenied(f"denied by route {route.name}")
+            if route.requirement is None:  # public route: no token needed, none inspected
+                return Decision(route, None, Reason.PUBLIC)
+            token = observed(observer, Step.CREDENTIALS, self._token, authorization)
+            principal = await self.verifier.verify(token, observer)
+            observed(observer, Step.POLICY, authorize, route.requirement, principal)
+        except Rejected as rejected:
+            error = rejected.error
+            return Decision(route, None, error.reason, error, rejected.issuer_name)
         except GatewayError as error:
-            record.reason = error.reason
-            record.detail = error.detail
-            record.issuer_name = record.issuer_name or error.issuer_name
-            raise
-
-    async def _decide(
-        self,
-        method: str,
-        target: str,
-        authorization: Sequence[str],
-        record: DecisionRecord,
-        trace: Trace | None,
-    ) -> None:
-        path = traced(trace, "path", _routed_path, target)
-        route = traced(trace, "route", self._route, method, path)
-        record.route = route
-        if route.is_deny:  # before the public check: a deny route has no requirement either
-            raise RouteDenied(f"denied by route {route.name}")
-        if route.requirement is None:  # public route: no token needed, none inspected
-            record.reason = Reason.PUBLIC
-            return
-        token = traced(trace, "credentials", self._token, authorization)
-        principal = await self.verifier.verify(token, trace)
-        record.principal = principal
-        record.issuer_name = principal.issuer_name
-        traced(trace, "policy", authorize, route.requirement, principal)
-        record.reason = Reason.OK
+            issuer_name = principal.issuer_name if principal is not None else None
+            return Decision(route, principal, error.reason, error, issuer_name)
+        return Decision(route, principal, Reason.OK, None, principal.issuer_name)
 
     def _route(self, method: str, path: str) -> Route:
         try:
@@ -122,10 +107,9 @@ class Gatekeeper:
         return extract_bearer_token(authorization, max_bytes=self.max_token_bytes)
 
 
-def _routed_path(target: str) -> str:
+def _routed_path(raw_path: str, query: str) -> str:
     """The decoded path the route is matched on; the query is forwarded as is, never routed on,
     once it is known not to override the method."""
-    raw_path, query = split_target(target)
     if query:
         check_query(query)
     return normalize_request_path(raw_path)

@@ -92,8 +92,6 @@ class GatewayError(Exception):
         # `detail` goes to the log only (it may quote a library message); never to the client.
         super().__init__(detail or self.description)
         self.detail = detail
-        # Set by the verifier once the token's (claimed) issuer is known: a bounded metric label.
-        self.issuer_name: str | None = None
 
 
 # --- 400 ----------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 from m2mgate.auth.claims import build_principal
 from m2mgate.auth.policy import Requirement
 from m2mgate.auth.presets import PRESETS
-from m2mgate.decision import DecisionRecord, Gatekeeper
+from m2mgate.auth.verifier import Rejected
+from m2mgate.decision import Gatekeeper
 from m2mgate.errors import (
     CredentialsMissing,
     Expired,
@@ -15,6 +16,7 @@ from m2mgate.errors import (
     RouteDenied,
     RouteNotFound,
 )
+from m2mgate.request_path import split_target
 from m2mgate.routing import Route, RouteTable, compile_pattern
 
 
@@ -24,11 +26,10 @@ class StubVerifier:
         self.error = error
         self.calls = 0
 
-    async def verify(self, token, trace=None):
+    async def verify(self, token, observer=None):
         self.calls += 1
         if self.error is not None:
-            self.error.issuer_name = "local"
-            raise self.error
+            raise Rejected(self.error, "local")
         claims = {"exp": 1, "scope": self.scope}
         return build_principal(
             claims, PRESETS["generic"].layout, issuer_name="local", issuer="i", client_id="c"
@@ -47,14 +48,11 @@ ROUTES = RouteTable(
 )
 
 
-async def decide(verifier, method, path, authorization=("Bearer t",)):
-    record = DecisionRecord()
-    error = None
-    try:
-        await Gatekeeper(ROUTES, verifier, 8192).decide(method, path, list(authorization), record)
-    except Exception as caught:
-        error = caught
-    return record, error
+async def decide(verifier, method, target, authorization=("Bearer t",)):
+    path, query = split_target(target)
+    gatekeeper = Gatekeeper(ROUTES, verifier, 8192)
+    record = await gatekeeper.decide(method, path, query, list(authorization))
+    return record, record.error
 
 
 async def test_allowed():
@@ -122,3 +120,13 @@ async def test_verification_failures_carry_the_issuer():
     assert isinstance(error, Expired)
     assert (record.reason, record.issuer_name, record.detail) == (Reason.EXPIRED, "local", "old")
     assert record.principal is None
+
+
+async def test_the_query_is_checked_as_given_by_the_caller():
+    """The handler splits the target once and passes path and query apart."""
+    verifier = StubVerifier()
+    gatekeeper = Gatekeeper(ROUTES, verifier, 8192)
+    decision = await gatekeeper.decide("GET", "/api/x", "_method=DELETE", ["Bearer t"])
+    assert (type(decision.error), decision.route, verifier.calls) == (InvalidPath, None, 0)
+    decision = await gatekeeper.decide("GET", "/api/x", "a=1", ["Bearer t"])
+    assert (decision.is_allowed, decision.detail, decision.route.name) == (True, "", "api")

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.config.compiling import Settings
-from m2mgate.decision import Gatekeeper, build_gatekeeper
+from m2mgate.config.gatekeeper import build_gatekeeper
+from m2mgate.decision import Gatekeeper
 from m2mgate.keys.registry import IssuerKeys, KeyRegistry
 from m2mgate.proxy.forwarder import UpstreamForwarder
 

@@ -22,6 +22,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from m2mgate.observability.outcome import Outcome
+
 REDACTED = "[redacted]"
 _SENSITIVE_KEYS = frozenset(
     {
@@ -32,6 +34,7 @@ _SENSITIVE_KEYS = frozenset(
 _JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
 _SUSPECT = re.compile(r"eyJ|(?i:bearer)")
+_MAX_LOGGED_PATH = 512
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}  # fmt: skip
 
@@ -127,6 +130,31 @@ class AccessLog:
             self._pending.clear()
             self._stream.write(text)
             self._stream.flush()
+
+    def record(self, outcome: Outcome) -> None:
+        """The `request` line of one answered request."""
+        if not self.enabled:
+            return
+        upstream_seconds = outcome.upstream_seconds
+        self.write_request(
+            outcome.request_id,
+            outcome.method,
+            outcome.path[:_MAX_LOGGED_PATH],
+            outcome.route,
+            outcome.status,
+            "allow" if outcome.is_allowed else "deny",
+            outcome.reason,
+            outcome.issuer,
+            outcome.client_id,
+            round(outcome.duration_seconds * 1000, 3),
+            round(upstream_seconds * 1000, 3) if upstream_seconds is not None else None,
+            outcome.body_bytes,
+            outcome.detail,
+            outcome.upstream_failure,
+            outcome.upstream_detail,
+            outcome.client_gone or None,
+            outcome.remote,
+        )
 
     def write_request(
         self,

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from m2mgate import __version__
 from m2mgate.auth.token_cache import TokenCacheStats
 from m2mgate.keys.cache import KeyCacheStatus
+from m2mgate.observability.outcome import Outcome
 
 # `*_created` series double the exposition and no dashboard or alert of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
@@ -103,6 +104,21 @@ class GatewayMetrics:
             "m2mgate_build_info", "Always 1; the version label says which build runs.",
             ["version"], registry=r,
         ).labels(__version__).set(1)  # fmt: skip
+
+    def record(self, outcome: Outcome) -> None:
+        """Count one answered request: every per-request series, in one call."""
+        route = outcome.route if outcome.route is not None else NO_LABEL
+        child = self.child
+        child(self.requests, route, method_label(outcome.method), str(outcome.status)).inc()
+        child(self.request_duration, route).observe(outcome.duration_seconds)
+        if outcome.reason is not None:
+            decision = "allow" if outcome.is_allowed else "deny"
+            issuer = outcome.issuer or NO_LABEL
+            child(self.auth_decisions, route, issuer, decision, outcome.reason).inc()
+        if outcome.upstream_seconds is not None:
+            child(self.upstream_duration, route).observe(outcome.upstream_seconds)
+        if outcome.upstream_failure is not None:
+            child(self.upstream_errors, route, outcome.upstream_failure).inc()
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, cached."""

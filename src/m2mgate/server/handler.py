@@ -7,18 +7,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from m2mgate.decision import DecisionRecord
+from m2mgate.decision import Decision
 from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
-from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
+from m2mgate.observability.metrics import GatewayMetrics
+from m2mgate.observability.outcome import Outcome
 from m2mgate.proxy.forwarder import ForwardTiming
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
 from m2mgate.request_path import split_target
 from m2mgate.server.request_cycle import RequestCycle
 from m2mgate.server.responses import Reply, error_response, internal_error_response
 from m2mgate.server.runtime import Runtime
-
-_MAX_LOGGED_PATH = 512
 
 
 class ProxyHandler:
@@ -37,35 +36,50 @@ class ProxyHandler:
     async def __call__(self, request: RequestCycle) -> None:
         started = time.perf_counter()
         request_id = request.request_id = choose_request_id(request.request_ids)
-        path, _ = split_target(request.target)
-        record = DecisionRecord()
+        path, query = split_target(request.target)  # once: routed on, then logged
+        decision: Decision | None = None
         timing = ForwardTiming()
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
         try:
-            await self._handle(runtime, request, request_id, record, timing)
+            decision = await self._decide(runtime, request, request_id, path, query)
+            if decision is not None:
+                await self._handle(runtime, request, request_id, decision, timing)
         finally:
             runtime.leave()
             # A response never started (cancelled at shutdown) is logged as the 500 it ends as.
             status = request.status if request.head_sent else 500
-            self._observe(request, path, request_id, record, timing, status, started)
+            self._observe(request, path, request_id, decision, timing, status, started)
+
+    async def _decide(
+        self, runtime: Runtime, request: RequestCycle, request_id: str, path: str, query: str
+    ) -> Decision | None:
+        try:
+            return await runtime.gatekeeper.decide(
+                request.method, path, query, request.authorization
+            )
+        except Exception:
+            # Not a gateway decision: a bug. 500, logged with its trace; never a silent 401.
+            self.log.exception("unhandled_error", request_id=request_id)
+            _send(request, internal_error_response(request_id))
+            return None
 
     async def _handle(
         self,
         runtime: Runtime,
         request: RequestCycle,
         request_id: str,
-        record: DecisionRecord,
+        decision: Decision,
         timing: ForwardTiming,
     ) -> None:
+        if decision.error is not None:
+            _send(request, error_response(decision.error, request_id))
+            return
         try:
-            await runtime.gatekeeper.decide(
-                request.method, request.target, request.authorization, record
-            )
             headers = upstream_request_headers(
                 request.headers,
                 runtime.settings.forward,
-                record.principal,
+                decision.principal,
                 request_id,
                 ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
             )
@@ -90,48 +104,41 @@ class ProxyHandler:
         request: RequestCycle,
         path: str,
         request_id: str,
-        record: DecisionRecord,
+        decision: Decision | None,
         timing: ForwardTiming,
         status: int,
         started: float,
     ) -> None:
-        duration = time.perf_counter() - started
-        route = record.route.name if record.route is not None else NO_LABEL
-        issuer = record.issuer_name or NO_LABEL
-        decision = "allow" if record.is_allowed else "deny"
-        metrics = self.metrics
-        child = metrics.child
-        child(metrics.requests, route, method_label(request.method), str(status)).inc()
-        child(metrics.request_duration, route).observe(duration)
-        if record.reason is not None:
-            child(metrics.auth_decisions, route, issuer, decision, record.reason.value).inc()
-        if timing.upstream_seconds is not None:
-            child(metrics.upstream_duration, route).observe(timing.upstream_seconds)
-        if timing.failure is not None:
-            child(metrics.upstream_errors, route, timing.failure).inc()
-        principal = record.principal
-        self.access_log.write_request(
+        if decision is None:  # a bug before any decision: no route, no reason
+            route = reason = issuer = client_id = None
+            is_allowed, detail = False, ""
+        else:
+            route = decision.route.name if decision.route is not None else None
+            reason, issuer = decision.reason.value, decision.issuer_name
+            principal = decision.principal
+            client_id = principal.client_id if principal is not None else None
+            is_allowed, detail = decision.is_allowed, decision.detail
+        outcome = Outcome(
             request_id,
             request.method,
-            path[:_MAX_LOGGED_PATH],
-            record.route.name if record.route is not None else None,
+            path,
+            request.remote,
             status,
-            decision,
-            record.reason.value if record.reason is not None else None,
-            record.issuer_name,
-            # Only a *verified* client id is logged: an unverified one could be anything.
-            principal.client_id if principal is not None else None,
-            round(duration * 1000, 3),
-            round(timing.upstream_seconds * 1000, 3)
-            if timing.upstream_seconds is not None
-            else None,
+            time.perf_counter() - started,
+            route,
+            is_allowed,
+            reason,
+            issuer,
+            client_id,
+            detail or _body_detail(request, timing),
+            timing.upstream_seconds,
             timing.body_bytes,
-            record.detail or _body_detail(request, timing),
             timing.failure,
             timing.failure_detail,
-            timing.client_gone or None,
-            request.remote,
+            timing.client_gone,
         )
+        self.metrics.record(outcome)
+        self.access_log.record(outcome)
 
 
 def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:

@@ -15,6 +15,7 @@ from m2mgate.auth.token_cache import (
 )
 from m2mgate.auth.verifier import TokenVerifier
 from m2mgate.errors import BadSignature, Expired
+from tests.support.rejections import refused
 from tests.support.tokens import claims_for
 from tests.unit.auth.test_verifier import ISSUER, Keys, policy
 
@@ -118,7 +119,7 @@ async def test_the_verifier_never_caches_failures(world, rsa_signer):
     good = rsa_signer.sign(claims_for(ISSUER, iat=clock.now, exp=clock.now + 300))
     forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     for _ in range(2):
-        with pytest.raises(BadSignature):
+        with refused(BadSignature):
             await verifier.verify(forged)
     assert len(tokens) == 0
 
@@ -130,7 +131,7 @@ async def test_cached_tokens_expire_exactly_like_uncached_ones(world, rsa_signer
     clock.now += 62  # past exp, inside the 5 s leeway: the full path still accepts
     assert await verifier.verify(token)
     clock.now += 10  # past exp + leeway
-    with pytest.raises(Expired):
+    with refused(Expired):
         await verifier.verify(token)
 
 
@@ -144,15 +145,31 @@ async def test_a_removed_key_sends_cached_tokens_back_to_the_full_path(world, rs
 
 
 async def test_explain_traces_bypass_the_cache(world, rsa_signer):
+    """explain builds its stack without a cache (config/gatekeeper.py, explain.py), so its
+    trace shows every step even for a token the gateway's cache holds; the verifier itself
+    never turns its cache off for an observer (next test)."""
     from m2mgate.auth.trace import Trace
 
     verifier, keys, clock, _, _ = world
     token = rsa_signer.sign(claims_for(ISSUER, iat=clock.now, exp=clock.now + 300))
     await verifier.verify(token)
+    explaining = TokenVerifier({ISSUER: policy()}, keys, clock)  # as explain builds it
     trace = Trace()
-    await verifier.verify(token, trace)
+    await explaining.verify(token, trace)
     assert keys.calls == 2
     assert [step.name for step in trace.steps][-1] == "signature"
+
+
+async def test_an_observer_sees_the_cache_answer_a_repeat_token(world, rsa_signer):
+    from m2mgate.auth.trace import Step, Trace
+
+    verifier, keys, clock, _, tokens = world
+    token = rsa_signer.sign(claims_for(ISSUER, iat=clock.now, exp=clock.now + 300))
+    first = await verifier.verify(token)
+    trace = Trace()
+    assert await verifier.verify(token, trace) is first
+    assert [(step.step, step.value) for step in trace.steps] == [(Step.CACHED, first)]
+    assert (keys.calls, tokens.stats.hits) == (1, 1)
 
 
 # --- the byte bound (issue #8 item 10) ---------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 
 from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.config.compiling import Settings, compile_settings, validate_tree
-from m2mgate.decision import DecisionRecord, build_gatekeeper
+from m2mgate.config.gatekeeper import build_gatekeeper
 from m2mgate.keys.keyset import build_keyset
 from tests.support.tokens import SigningKey, claims_for, ec_key
 
@@ -91,9 +91,8 @@ async def fill(settings: Settings, signer: SigningKey, headers: list[bytes]) -> 
     try:
         before = tracemalloc.get_traced_memory()[0]
         for header in headers:
-            record = DecisionRecord()
-            await gatekeeper.decide("GET", "/api/orders", [header.decode()], record)
-            assert record.is_allowed
+            decision = await gatekeeper.decide("GET", "/api/orders", "", [header.decode()])
+            assert decision.is_allowed
         gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:

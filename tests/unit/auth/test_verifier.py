@@ -24,6 +24,7 @@ from m2mgate.errors import (
     WrongTokenType,
 )
 from m2mgate.keys.keyset import build_keyset
+from tests.support.rejections import refused
 from tests.support.tokens import b64url, claims_for, ed_key, sign_raw
 
 ISSUER = "https://issuer.example/"
@@ -101,7 +102,7 @@ async def test_eddsa():
 )
 async def test_claim_failures_never_touch_keys(rsa_signer, claims, error):
     keys = Keys(rsa_signer)
-    with pytest.raises(error):
+    with refused(error):
         await verifier(keys).verify(rsa_signer.sign(claims_for(ISSUER, **claims)))
     assert keys.calls == 0  # cheap checks first: no key lookup, so never a fetch
 
@@ -109,7 +110,7 @@ async def test_claim_failures_never_touch_keys(rsa_signer, claims, error):
 async def test_non_string_iss_is_an_unknown_issuer(rsa_signer):
     payload = json.dumps({**claims_for(ISSUER), "iss": [ISSUER]})
     token = sign_raw(rsa_signer, json.dumps({"alg": "RS256", "kid": "rsa-1"}), payload)
-    with pytest.raises(UnknownIssuer):
+    with refused(UnknownIssuer):
         await verifier(Keys(rsa_signer)).verify(token)
 
 
@@ -118,7 +119,7 @@ async def test_non_string_iss_is_an_unknown_issuer(rsa_signer):
     [({"exp": int(time.time()) - 60}, Expired), ({"scope": ["read"]}, InvalidClaim)],
 )
 async def test_errors_carry_the_claimed_issuer_name(rsa_signer, claims, error):
-    with pytest.raises(error) as caught:
+    with refused(error) as caught:
         await verifier(Keys(rsa_signer)).verify(rsa_signer.sign(claims_for(ISSUER, **claims)))
     assert caught.value.issuer_name == "main"
 
@@ -127,13 +128,13 @@ async def test_client_allowlist(rsa_signer):
     keys = Keys(rsa_signer)
     strict = verifier(keys, policy(client_ids=frozenset({"allowed"})))
     assert await strict.verify(rsa_signer.sign(claims_for(ISSUER, client_id="allowed")))
-    with pytest.raises(ClientNotAllowed):
+    with refused(ClientNotAllowed):
         await strict.verify(rsa_signer.sign(claims_for(ISSUER, client_id="other")))
 
 
 async def test_token_type_guard(rsa_signer):
     rfc9068 = verifier(Keys(rsa_signer), policy(guard=PRESETS["rfc9068"].guard))
-    with pytest.raises(WrongTokenType):
+    with refused(WrongTokenType):
         await rfc9068.verify(rsa_signer.sign(claims_for(ISSUER), header={"typ": "JWT"}))
 
 
@@ -141,7 +142,7 @@ async def test_alg_none_in_any_casing(rsa_signer):
     for alg in ("none", "None", "NONE", "nOnE"):
         header = b64url(json.dumps({"alg": alg, "kid": "rsa-1"}))
         token = f"{header}.{b64url(json.dumps(claims_for(ISSUER)))}.{b64url(b'x')}"
-        with pytest.raises(DisallowedAlgorithm):
+        with refused(DisallowedAlgorithm):
             await verifier(Keys(rsa_signer)).verify(token)
 
 
@@ -155,17 +156,17 @@ def hmac_forgery(secret: bytes, claims: dict, kid: str = "rsa-1") -> str:
 async def test_hmac_signed_with_the_public_key_is_refused(rsa_signer):
     """The classic confusion: HS256 keyed with the RSA public key's PEM bytes."""
     forged = hmac_forgery(rsa_signer.public_pem(), claims_for(ISSUER))
-    with pytest.raises(DisallowedAlgorithm):
+    with refused(DisallowedAlgorithm):
         await verifier(Keys(rsa_signer)).verify(forged)
     # Even with HS256 on the allowlist, no key is bound to HS256: the RSA key stays RS256.
     lax = verifier(Keys(rsa_signer), policy(algorithms=frozenset({"RS256", "HS256"})))
-    with pytest.raises(DisallowedAlgorithm):
+    with refused(DisallowedAlgorithm):
         await lax.verify(forged)
 
 
 async def test_signature_from_another_key_fails(rsa_signer, spare_rsa_signer):
     impostor = type(spare_rsa_signer)("rsa-1", "RS256", spare_rsa_signer.private)
-    with pytest.raises(BadSignature):
+    with refused(BadSignature):
         await verifier(Keys(rsa_signer)).verify(impostor.sign(claims_for(ISSUER)))
 
 
@@ -173,7 +174,7 @@ async def test_tampered_payload_fails(rsa_signer):
     token = rsa_signer.sign(claims_for(ISSUER, scope="read"))
     header, _, signature = token.split(".")
     forged_payload = b64url(json.dumps(claims_for(ISSUER, scope="admin")))
-    with pytest.raises(BadSignature):
+    with refused(BadSignature):
         await verifier(Keys(rsa_signer)).verify(f"{header}.{forged_payload}.{signature}")
 
 
@@ -182,7 +183,7 @@ async def test_duplicate_claims_are_refused_even_when_correctly_signed(rsa_signe
     claims = claims_for(ISSUER)
     payload = json.dumps(claims)[:-1] + ', "aud": "https://other"}'
     token = sign_raw(rsa_signer, json.dumps({"alg": "RS256", "kid": "rsa-1"}), payload)
-    with pytest.raises(MalformedToken):
+    with refused(MalformedToken):
         await verifier(Keys(rsa_signer)).verify(token)
 
 
@@ -191,3 +192,31 @@ async def test_kidless_token_tries_fitting_keys(rsa_signer, spare_rsa_signer):
     keys = Keys(type(rsa_signer)(None, "RS256", rsa_signer.private), kidless)
     token = kidless.sign(claims_for(ISSUER))
     assert await verifier(keys).verify(token)
+
+
+async def test_an_observer_sees_each_step_in_order(rsa_signer):
+    from m2mgate.auth.trace import Step, Trace
+
+    trace = Trace()
+    keys = Keys(rsa_signer)
+    principal = await verifier(keys).verify(rsa_signer.sign(claims_for(ISSUER)), trace)
+    assert [result.step for result in trace.steps] == [
+        Step.PARSE, Step.ISSUER, Step.ALGORITHM, Step.TOKEN_TYPE, Step.TIMES, Step.AUDIENCE,
+        Step.CLIENT, Step.PRINCIPAL, Step.KEY, Step.SIGNATURE,
+    ]  # fmt: skip
+    assert all(result.is_ok for result in trace.steps)
+    assert trace.value_of(Step.PRINCIPAL) is principal
+    assert trace.value_of(Step.ISSUER).name == "main"
+
+
+async def test_an_observer_sees_the_failing_step_last(rsa_signer):
+    from m2mgate.auth.trace import Step, Trace
+
+    trace = Trace()
+    keys = Keys(rsa_signer)
+    with refused(Expired) as caught:
+        token = rsa_signer.sign(claims_for(ISSUER, exp=int(time.time()) - 60))
+        await verifier(keys).verify(token, trace)
+    last = trace.steps[-1]
+    assert (last.step, last.is_ok, last.error) == (Step.TIMES, False, caught.value.error)
+    assert keys.calls == 0
