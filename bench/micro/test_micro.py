@@ -177,7 +177,7 @@ def test_access_log_line(benchmark):
     def line() -> None:
         log.write_request(
             "2afa9d4faa54568d5844d659f6899067", "GET", "/api/user/x", "user", 200, "allow",
-            "ok", "bench", "bench-client", 0.576, 0.504, None, None, None, None, "127.0.0.1",
+            "ok", "bench", "bench-client", 0.576, 0.504, None, None, None, None, None, "127.0.0.1",
         )  # fmt: skip
 
     benchmark(line)
