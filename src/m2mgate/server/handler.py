@@ -11,10 +11,10 @@ from m2mgate.decision import DecisionRecord
 from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
-from m2mgate.proxy.forwarder import ForwardTiming
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
 from m2mgate.request_path import split_target
-from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.exchange import Exchange, RequestBody, ResponseSink
+from m2mgate.server.relay import Relay
 from m2mgate.server.responses import Reply, error_response, internal_error_response
 from m2mgate.server.runtime import Runtime
 
@@ -34,12 +34,12 @@ class ProxyHandler:
         self.log = log
         self.access_log = access_log
 
-    async def __call__(self, request: RequestCycle) -> None:
+    async def __call__(self, request: Exchange) -> None:
         started = time.perf_counter()
         request_id = request.request_id = choose_request_id(request.request_ids)
         path, _ = split_target(request.target)
         record = DecisionRecord()
-        timing = ForwardTiming()
+        timing = Relay()
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
         try:
@@ -53,10 +53,10 @@ class ProxyHandler:
     async def _handle(
         self,
         runtime: Runtime,
-        request: RequestCycle,
+        request: Exchange,
         request_id: str,
         record: DecisionRecord,
-        timing: ForwardTiming,
+        timing: Relay,
     ) -> None:
         try:
             await runtime.gatekeeper.decide(
@@ -69,8 +69,14 @@ class ProxyHandler:
                 request_id,
                 ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
             )
-            await runtime.forwarder.forward(
-                request, headers, request_id, timing, runtime.settings.body_limits
+            await timing.forward(
+                request,
+                request,
+                request,
+                runtime.forwarder,
+                headers,
+                request_id,
+                runtime.settings.body_limits,
             )
             return
         except UpstreamFailure as error:
@@ -87,11 +93,11 @@ class ProxyHandler:
 
     def _observe(
         self,
-        request: RequestCycle,
+        request: Exchange,
         path: str,
         request_id: str,
         record: DecisionRecord,
-        timing: ForwardTiming,
+        timing: Relay,
         status: int,
         started: float,
     ) -> None:
@@ -134,7 +140,7 @@ class ProxyHandler:
         )
 
 
-def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:
+def _body_detail(request: RequestBody, timing: Relay) -> str | None:
     """Why the request body ended the exchange (a limit, a stall, the listener's refusal)."""
     if timing.body_error is not None:
         return timing.body_error.detail or None
@@ -145,7 +151,7 @@ def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:
     return None
 
 
-def _send(request: RequestCycle, reply: Reply) -> None:
+def _send(request: ResponseSink, reply: Reply) -> None:
     if request.finished:
         return  # the listener has answered already (it refused the body): nothing more to say
     if request.head_sent:

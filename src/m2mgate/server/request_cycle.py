@@ -27,48 +27,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-import time
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from m2mgate.errors import BodyRefused
 from m2mgate.flow_control import wake, woken_in_time
+from m2mgate.server.response_head import encode_head, http_date
 
 if TYPE_CHECKING:
     from m2mgate.server.http1_connection import HttpConnection
 
 Headers = list[tuple[str, str]]
 
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-_PHRASES[499] = "Client Closed Request"
 _NO_BODY = frozenset({204, 304})
 _PAUSE_ABOVE = 256 * 1024  # buffered request body bytes before reading from the client pauses
-
-
-def encode_head(status: int, headers: Headers, framing: list[str]) -> bytes:
-    """A response head: the status line, `headers`, then the gateway's own `framing` lines
-    (Date, Content-Length, Transfer-Encoding, Connection), each ending in CRLF. Always
-    HTTP/1.1: the gateway never names a version it does not speak (RFC 9112 §2.3)."""
-    head = [f"HTTP/1.1 {status} {_PHRASES.get(status, '')}\r\n"]
-    for name, value in headers:
-        head.append(f"{name}: {value}\r\n")
-    head.extend(framing)
-    head.append("\r\n")
-    return "".join(head).encode("latin-1")
-
-
-_date_second = 0
-_date_value = ""
-
-
-def http_date() -> str:
-    """The `Date` value for now (RFC 9110 §6.6.1), formatted once per second."""
-    global _date_second, _date_value
-    now = int(time.time())
-    if now != _date_second:
-        _date_second, _date_value = now, formatdate(now, usegmt=True)
-    return _date_value
 
 
 class BodyState(enum.Enum):

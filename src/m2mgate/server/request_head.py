@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from m2mgate.request_path import is_valid_authority
-from m2mgate.server.request_cycle import RequestCycle, encode_head, http_date
+from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.response_head import encode_head, http_date
 from m2mgate.server.responses import parse_error_response
 
 
