@@ -12,21 +12,20 @@ import os
 import socket
 from collections.abc import Iterator
 
-from m2mgate.config.addresses import ListenAddress
-
 
 class CannotListen(Exception):
     """A listener could not bind: `cannot listen on ADDRESS (KEY): cause`."""
 
-    def __init__(self, key: str, address: ListenAddress, error: OSError) -> None:
+    def __init__(self, key: str, address: object, error: OSError) -> None:
         self.key = key
         self.address = address
         super().__init__(f"cannot listen on {address} ({key}): {_cause(error)}")
 
 
 @contextlib.contextmanager
-def binding(key: str, address: ListenAddress) -> Iterator[None]:
-    """Any OSError raised inside becomes a CannotListen naming `key` and `address`."""
+def binding(key: str, address: object) -> Iterator[None]:
+    """Any OSError raised inside becomes a CannotListen naming `key` and `address` (anything
+    that prints as one: config's ListenAddress, which the server does not import)."""
     try:
         yield
     except CannotListen:
