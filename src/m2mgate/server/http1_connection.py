@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import secrets
-from typing import TYPE_CHECKING
 
 import httptools
 
 from m2mgate.flow_control import WriteFlow
+from m2mgate.server.listener_context import Deadline, ListenerContext
 from m2mgate.server.request_cycle import RequestCycle
 from m2mgate.server.request_head import READ_BY_GATEWAY, read_head_fields, refusal
 
-if TYPE_CHECKING:
-    from m2mgate.server.http1_server import HttpServer
-
 _MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
-_WAITING, _HEAD, _BODY = 0, 1, 2  # what the connection is reading
+
+
+class Reading(enum.Enum):
+    """What the connection is reading."""
+
+    WAITING = "waiting"  # between requests
+    HEAD = "head"  # a request head
+    BODY = "body"  # a request body (and a chunked body's trailer section)
 
 
 class _Refused(Exception):
@@ -35,18 +40,18 @@ class _Refused(Exception):
 class HttpConnection(WriteFlow):
     """One client connection: parser callbacks build RequestCycles; one is handled at a time."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, context: ListenerContext) -> None:
         super().__init__()
-        self._server = server
-        self._limits = server.limits
-        self.send_timeout_seconds = server.limits.send_timeout_seconds
+        self._context = context
+        self._limits = context.limits
+        self.send_timeout_seconds = context.limits.send_timeout_seconds
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.must_close = False  # the response being written ends the connection
         self.deadline: float | None = None
-        self.deadline_is_head = True  # a head deadline counts as a slow client; idle does not
-        self._reading = _WAITING
+        self.deadline_kind = Deadline.HEAD  # a head deadline counts as a slow client
+        self._reading = Reading.WAITING
         self._parsing: RequestCycle | None = None  # the request whose bytes arrive now
         self._active: RequestCycle | None = None  # the request being answered
         self._task: asyncio.Task[None] | None = None  # its handler
@@ -79,13 +84,13 @@ class HttpConnection(WriteFlow):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        if not self._server.opened(self):
+        if not self._context.opened(self):
             transport.close()  # over the cap: close at once rather than hold one more fd
             self.closed = True
             return
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if isinstance(peer, tuple) else None
-        self.deadline = self._server.now() + self._limits.head_timeout_seconds
+        self.deadline = self._context.now() + self._limits.head_timeout_seconds
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -95,7 +100,7 @@ class HttpConnection(WriteFlow):
             return
         if self._upgraded:
             return  # past an Upgrade request: another protocol, never parsed as HTTP/1.1
-        if self._reading != _BODY:
+        if self._reading is not Reading.BODY:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
                 # Refused before llhttp sees these bytes: a request it has not begun is HEAD
@@ -139,7 +144,7 @@ class HttpConnection(WriteFlow):
             else:
                 self._refuse(400, type(error).__name__)
             return
-        if self._reading != _BODY:
+        if self._reading is not Reading.BODY:
             self._body_left = 0  # the body, if any, ended within this read
 
     def _count_body(self, data: bytes) -> None:
@@ -162,7 +167,7 @@ class HttpConnection(WriteFlow):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
-        self._server.closed(self)
+        self._context.closed(self)
         for cycle in (self._active, self._parsing, *self._queue):
             if cycle is not None:
                 cycle.connection_lost()
@@ -181,10 +186,10 @@ class HttpConnection(WriteFlow):
         self._read_here = []
         self._trailer_fields = 0
         self._is_head = False
-        self._reading = _HEAD
+        self._reading = Reading.HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
-        self.deadline = self._server.now() + self._limits.head_timeout_seconds
-        self.deadline_is_head = True
+        self.deadline = self._context.now() + self._limits.head_timeout_seconds
+        self.deadline_kind = Deadline.HEAD
 
     def on_url(self, url: bytes) -> None:
         if not self._url:
@@ -197,7 +202,7 @@ class HttpConnection(WriteFlow):
             raise self._refusal
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._reading == _BODY:
+        if self._reading is Reading.BODY:
             self._trailer(name, value)
             return
         if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
@@ -240,7 +245,7 @@ class HttpConnection(WriteFlow):
         if refused is not None:
             self._refusal = _Refused(refused.status, refused.reason)
             raise self._refusal
-        self._reading = _BODY
+        self._reading = Reading.BODY
         self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
         self.deadline = None  # from here on, the handler's own timeouts apply
@@ -276,7 +281,7 @@ class HttpConnection(WriteFlow):
         """A request's message ended; `keep_alive` is llhttp's reading of whether more follow."""
         cycle = self._parsing
         self._parsing = None
-        self._reading = _WAITING
+        self._reading = Reading.WAITING
         self._discarding = 0
         self._in_message = False
         if not keep_alive:
@@ -304,7 +309,13 @@ class HttpConnection(WriteFlow):
 
     def _begin(self, cycle: RequestCycle) -> None:
         self._active = cycle
-        self._task = self._server.start(self, cycle)
+        self._task = self._context.spawn(self._run(cycle))
+
+    async def _run(self, cycle: RequestCycle) -> None:
+        try:
+            await self._context.handler(cycle)
+        finally:
+            self.cycle_done(cycle)
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """The handler of `cycle` returned (its response written, or the connection cut)."""
@@ -334,9 +345,9 @@ class HttpConnection(WriteFlow):
             self._idle()
 
     def _idle(self) -> None:
-        self.deadline = self._server.now() + self._limits.keepalive_timeout_seconds
-        self.deadline_is_head = False
-        if self._server.draining:
+        self.deadline = self._context.now() + self._limits.keepalive_timeout_seconds
+        self.deadline_kind = Deadline.IDLE
+        if self._context.draining:
             self.close()
 
     def _discard(self, size: int) -> bool:
@@ -347,8 +358,8 @@ class HttpConnection(WriteFlow):
             return True
         self._resume_reading()
         if self.deadline is None:
-            self.deadline = self._server.now() + self._limits.head_timeout_seconds
-            self.deadline_is_head = False
+            self.deadline = self._context.now() + self._limits.head_timeout_seconds
+            self.deadline_kind = Deadline.DISCARD
         return False
 
     @property
@@ -361,7 +372,7 @@ class HttpConnection(WriteFlow):
         return (
             cycle.keep_alive
             and not self.must_close
-            and not self._server.draining
+            and not self._context.draining
             and (cycle.body_complete or cycle.body_expected)
         )
 
@@ -416,14 +427,14 @@ class HttpConnection(WriteFlow):
     def _reported(self, status: int, error: str) -> str:
         """A refused request no handler will log: reported once, under a new request id."""
         request_id = secrets.token_hex(16)
-        self._server.events.http_error(status, error, request_id)
+        self._context.events.http_error(status, error, request_id)
         return request_id
 
     def expire(self) -> None:
         """The sweep found this connection past its deadline."""
         self.deadline = None
-        if self.deadline_is_head and self._active is None:
-            self._server.events.slow_client()
+        if self.deadline_kind is Deadline.HEAD and self._active is None:
+            self._context.events.slow_client()
         self.close()
 
     def _refuse(self, status: int, error: str, *, to_head: bool | None = None) -> None:

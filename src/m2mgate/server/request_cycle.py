@@ -1,5 +1,6 @@
-"""One request on a client connection and the response to it (the proxy listener's unit of
-work, made by http1_server.py and used by the handler and the forwarder).
+"""One request on a client connection and the response to it: HTTP/1.1's implementation of
+the protocol-neutral exchange (exchange.py), made by http1_connection.py and used by the
+handler and the relay.
 
 The request side is what the parser saw: method, the raw request-target, the header fields in
 order, and the body as a stream (`read_body`). The response side writes HTTP/1.1 straight to
@@ -27,16 +28,38 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from m2mgate.errors import BodyRefused
 from m2mgate.flow_control import wake, woken_in_time
 from m2mgate.server.response_head import encode_head, http_date
 
-if TYPE_CHECKING:
-    from m2mgate.server.http1_connection import HttpConnection
-
 Headers = list[tuple[str, str]]
+
+
+class ClientConnection(Protocol):
+    """What a request cycle uses of its connection (http1_connection.py implements it): the
+    transport's writes and flow control, and whether the connection outlives a response."""
+
+    remote: str | None
+    closed: bool
+    must_close: bool  # the response being written ends the connection
+    send_timeout_seconds: float
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, data: tuple[bytes, ...]) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    async def drain(self, timeout_seconds: float | None = None) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def keeps(self, cycle: RequestCycle) -> bool: ...
+
 
 _NO_BODY = frozenset({204, 304})
 _PAUSE_ABOVE = 256 * 1024  # buffered request body bytes before reading from the client pauses
@@ -81,7 +104,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        conn: HttpConnection,
+        conn: ClientConnection,
         method: str,
         target: str,
         version: str,

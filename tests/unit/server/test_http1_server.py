@@ -61,7 +61,7 @@ def connection(handler: Any) -> tuple[HttpConnection, RecordingTransport, list[i
         slow_client=lambda: None,
         connection_refused=lambda: None,
     )
-    conn = HttpConnection(HttpServer(handler, LIMITS, events))
+    conn = HttpConnection(HttpServer(handler, LIMITS, events).context)
     transport = RecordingTransport()
     conn.connection_made(transport)
     return conn, transport, errors
