@@ -1,40 +1,58 @@
 """The protocol-neutral exchange: what a handler sees of one request, whatever the listener.
 
-A handler gets a request head (what was asked, by whom), a body stream and a response sink.
-Nothing here is HTTP/1-specific: HTTP/1.1 (request_cycle.py) is the first implementation;
-HTTP/2 streams, gRPC and check-only endpoints (ext_authz, auth_request) are the next ones, and
-a check-only listener simply never hands the body to an upstream. The types are Protocols, so
-an implementation may be one object per request (as HTTP/1.1's is, to keep allocations down)
-or several.
+A handler is called with a request head (what was asked, by whom: a value), a body stream and
+a response sink. Nothing here is HTTP/1-specific: HTTP/1.1 (http1_request.py,
+http1_response.py) is the first implementation; HTTP/2 streams, gRPC and check-only endpoints
+(ext_authz, auth_request) are the next ones. A check-only listener is a handler that decides
+and answers through the sink, and never hands the body to an upstream.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 Headers = list[tuple[str, str]]
 
 
-class RequestHead(Protocol):
-    """What was asked, and by whom. `target` is the exact request-target the client sent
-    (path and query); `headers` the fields in order, as received."""
+@dataclass(frozen=True, slots=True)
+class PeerFacts:
+    """Who is at the other end of the connection (one per connection, shared by its
+    requests). `tls`: the TLS facts (version, SNI, client certificate) once a listener
+    terminates TLS; None on plain connections."""
+
+    address: str | None
+    tls: object | None = None
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What was asked. `target` is the exact request-target the client sent, split once into
+    `path` (still percent-encoded) and `query`; `headers` are the fields in order, as received
+    (latin-1: the client's exact bytes). The framing facts say whether a body follows."""
 
     method: str
     target: str
+    path: str
+    query: str
     headers: Headers
-    host: str | None  # the authority the client named (Host, or :authority)
+    authority: str | None  # the authority the client named (Host, or :authority)
     scheme: str
-    remote: str | None  # the peer's address
+    peer: PeerFacts
     authorization: list[str]  # every Authorization field, in order (the decision refuses two)
     request_ids: list[str]  # every X-Request-Id field, in order
+    content_length: int | None = None  # the declared length; None when chunked or absent
+    has_body: bool = False
+    expect_continue: bool = False  # the client waits for `100 Continue` before its body
 
 
 class RequestBody(Protocol):
     """The request body as a stream with back-pressure (reading pauses while it is buffered)."""
 
-    content_length: int | None  # the declared length; None when chunked or absent
-    has_body: bool
-    refusal: str | None  # why the listener refused the body (its parser error), if it did
+    @property
+    def refusal(self) -> str | None:
+        """Why the listener refused the body (its parser error's name), if it did."""
 
     def send_continue(self) -> None:
         """The request is authorized: a client waiting to send its body may now send it."""
@@ -46,13 +64,19 @@ class RequestBody(Protocol):
 
 
 class ResponseSink(Protocol):
-    """Where the response goes; the implementation owns the framing."""
+    """Where the response goes; the implementation owns the framing (length or chunks, the
+    connection's fate, HEAD, Date)."""
 
-    method: str  # of the request answered: a HEAD response has no body
-    status: int
-    request_id: str | None
-    head_sent: bool
-    finished: bool
+    request_id: str | None  # the id the response carries, once the handler chose it
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def head_sent(self) -> bool: ...
+
+    @property
+    def finished(self) -> bool: ...
 
     def respond(self, status: int, headers: Headers, body: bytes, *, add_date: bool = True) -> None:
         """A whole response in one write."""
@@ -71,5 +95,4 @@ class ResponseSink(Protocol):
         """Cut the exchange: a response that cannot be completed honestly."""
 
 
-class Exchange(RequestHead, RequestBody, ResponseSink, Protocol):
-    """One request and its response, as the handler is called with it."""
+Handler = Callable[[RequestHead, RequestBody, ResponseSink], Awaitable[None]]

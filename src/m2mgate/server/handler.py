@@ -12,8 +12,7 @@ from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
 from m2mgate.observability.metrics import NO_LABEL, GatewayMetrics, method_label
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
-from m2mgate.request_path import split_target
-from m2mgate.server.exchange import Exchange, RequestBody, ResponseSink
+from m2mgate.server.exchange import RequestBody, RequestHead, ResponseSink
 from m2mgate.server.relay import Relay
 from m2mgate.server.responses import Reply, error_response, internal_error_response
 from m2mgate.server.runtime import Runtime
@@ -34,45 +33,44 @@ class ProxyHandler:
         self.log = log
         self.access_log = access_log
 
-    async def __call__(self, request: Exchange) -> None:
+    async def __call__(self, head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
         started = time.perf_counter()
-        request_id = request.request_id = choose_request_id(request.request_ids)
-        path, _ = split_target(request.target)
+        request_id = response.request_id = choose_request_id(head.request_ids)
         record = DecisionRecord()
         timing = Relay()
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
         try:
-            await self._handle(runtime, request, request_id, record, timing)
+            await self._handle(runtime, head, body, response, request_id, record, timing)
         finally:
             runtime.leave()
             # A response never started (cancelled at shutdown) is logged as the 500 it ends as.
-            status = request.status if request.head_sent else 500
-            self._observe(request, path, request_id, record, timing, status, started)
+            status = response.status if response.head_sent else 500
+            self._observe(head, body, request_id, record, timing, status, started)
 
     async def _handle(
         self,
         runtime: Runtime,
-        request: Exchange,
+        head: RequestHead,
+        body: RequestBody,
+        response: ResponseSink,
         request_id: str,
         record: DecisionRecord,
         timing: Relay,
     ) -> None:
         try:
-            await runtime.gatekeeper.decide(
-                request.method, request.target, request.authorization, record
-            )
+            await runtime.gatekeeper.decide(head.method, head.target, head.authorization, record)
             headers = upstream_request_headers(
-                request.headers,
+                head.headers,
                 runtime.settings.forward,
                 record.principal,
                 request_id,
-                ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
+                ClientFacts(address=head.peer.address, scheme=head.scheme, host=head.authority),
             )
             await timing.forward(
-                request,
-                request,
-                request,
+                head,
+                body,
+                response,
                 runtime.forwarder,
                 headers,
                 request_id,
@@ -89,12 +87,12 @@ class ProxyHandler:
             # Not a gateway decision: a bug. 500, logged with its trace; never a silent 401.
             self.log.exception("unhandled_error", request_id=request_id)
             reply = internal_error_response(request_id)
-        _send(request, reply)
+        _send(response, reply)
 
     def _observe(
         self,
-        request: Exchange,
-        path: str,
+        head: RequestHead,
+        body: RequestBody,
         request_id: str,
         record: DecisionRecord,
         timing: Relay,
@@ -107,7 +105,7 @@ class ProxyHandler:
         decision = "allow" if record.is_allowed else "deny"
         metrics = self.metrics
         child = metrics.child
-        child(metrics.requests, route, method_label(request.method), str(status)).inc()
+        child(metrics.requests, route, method_label(head.method), str(status)).inc()
         child(metrics.request_duration, route).observe(duration)
         if record.reason is not None:
             child(metrics.auth_decisions, route, issuer, decision, record.reason.value).inc()
@@ -118,8 +116,8 @@ class ProxyHandler:
         principal = record.principal
         self.access_log.write_request(
             request_id,
-            request.method,
-            path[:_MAX_LOGGED_PATH],
+            head.method,
+            head.path[:_MAX_LOGGED_PATH],
             record.route.name if record.route is not None else None,
             status,
             decision,
@@ -132,29 +130,29 @@ class ProxyHandler:
             if timing.upstream_seconds is not None
             else None,
             timing.body_bytes,
-            record.detail or _body_detail(request, timing),
+            record.detail or _body_detail(body, timing),
             timing.failure,
             timing.failure_detail,
             timing.client_gone or None,
-            request.remote,
+            head.peer.address,
         )
 
 
-def _body_detail(request: RequestBody, timing: Relay) -> str | None:
+def _body_detail(body: RequestBody, timing: Relay) -> str | None:
     """Why the request body ended the exchange (a limit, a stall, the listener's refusal)."""
     if timing.body_error is not None:
         return timing.body_error.detail or None
-    if request.refusal is not None:  # refused before anyone read the body
-        return f"the request body is malformed ({request.refusal})"
+    if body.refusal is not None:  # refused before anyone read the body
+        return f"the request body is malformed ({body.refusal})"
     if timing.client_stalled:
         return "the client read nothing of the response for limits.send_timeout_seconds"
     return None
 
 
-def _send(request: ResponseSink, reply: Reply) -> None:
-    if request.finished:
+def _send(response: ResponseSink, reply: Reply) -> None:
+    if response.finished:
         return  # the listener has answered already (it refused the body): nothing more to say
-    if request.head_sent:
-        request.abort()  # the response had started: too late for an error, cut it honestly
+    if response.head_sent:
+        response.abort()  # the response had started: too late for an error, cut it honestly
     else:
-        request.respond(reply.status, reply.headers, reply.body)
+        response.respond(reply.status, reply.headers, reply.body)

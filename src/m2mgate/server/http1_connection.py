@@ -1,4 +1,4 @@
-"""One client connection of the proxy listener: llhttp's callbacks build RequestCycles, one is
+"""One client connection of the proxy listener: llhttp's callbacks build Http1Requests, one is
 answered at a time, and the connection's deadlines, discards and refusals are kept here (see
 http1_server.py for the defences and why)."""
 
@@ -12,11 +12,14 @@ import secrets
 import httptools
 
 from m2mgate.flow_control import WriteFlow
+from m2mgate.server.exchange import PeerFacts
+from m2mgate.server.http1_request import Http1Request
+from m2mgate.server.http1_response import Http1Response
 from m2mgate.server.listener_context import Deadline, ListenerContext
-from m2mgate.server.request_cycle import RequestCycle
-from m2mgate.server.request_head import READ_BY_GATEWAY, read_head_fields, refusal
+from m2mgate.server.request_head import READ_BY_GATEWAY, HeadRefusal, parse_head, refusal
 
 _MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
+_NO_PEER = PeerFacts(None)
 
 
 class Reading(enum.Enum):
@@ -38,7 +41,7 @@ class _Refused(Exception):
 
 
 class HttpConnection(WriteFlow):
-    """One client connection: parser callbacks build RequestCycles; one is handled at a time."""
+    """One client connection: parser callbacks build Http1Requests; one is handled at a time."""
 
     def __init__(self, context: ListenerContext) -> None:
         super().__init__()
@@ -47,15 +50,15 @@ class HttpConnection(WriteFlow):
         self.send_timeout_seconds = context.limits.send_timeout_seconds
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.remote: str | None = None
+        self._peer = _NO_PEER  # who is connected: shared by every request's head
         self.must_close = False  # the response being written ends the connection
         self.deadline: float | None = None
         self.deadline_kind = Deadline.HEAD  # a head deadline counts as a slow client
         self._reading = Reading.WAITING
-        self._parsing: RequestCycle | None = None  # the request whose bytes arrive now
-        self._active: RequestCycle | None = None  # the request being answered
+        self._parsing: Http1Request | None = None  # the request whose bytes arrive now
+        self._active: Http1Request | None = None  # the request being answered
         self._task: asyncio.Task[None] | None = None  # its handler
-        self._queue: collections.deque[RequestCycle] = collections.deque()
+        self._queue: collections.deque[Http1Request] = collections.deque()
         self._discarding = 0  # bytes of an unread body dropped after its response
         self._body_left = 0  # of a Content-Length request body, bytes still to come
         self._read_paused = False
@@ -89,7 +92,7 @@ class HttpConnection(WriteFlow):
             self.closed = True
             return
         peer = transport.get_extra_info("peername")
-        self.remote = str(peer[0]) if isinstance(peer, tuple) else None
+        self._peer = PeerFacts(str(peer[0]) if isinstance(peer, tuple) else None)
         self.deadline = self._context.now() + self._limits.head_timeout_seconds
 
     def data_received(self, data: bytes) -> None:
@@ -233,20 +236,23 @@ class HttpConnection(WriteFlow):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        cycle = RequestCycle(
-            self,
+        version = parser.get_http_version()
+        head = parse_head(
             parser.get_method().decode("ascii"),
             b"".join(self._url).decode("latin-1"),
-            parser.get_http_version(),
+            version,
             self._headers,
-            parser.should_keep_alive(),
+            self._read_here,
+            upgrade=parser.should_upgrade(),
+            peer=self._peer,
         )
-        refused = read_head_fields(cycle, self._read_here, upgrade=parser.should_upgrade())
-        if refused is not None:
-            self._refusal = _Refused(refused.status, refused.reason)
+        if isinstance(head, HeadRefusal):
+            self._refusal = _Refused(head.status, head.reason)
             raise self._refusal
+        response = Http1Response(self, head.method == "HEAD", version)
+        cycle = Http1Request(self, head, response, parser.should_keep_alive())
         self._reading = Reading.BODY
-        self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
+        self._body_left = head.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
         self.deadline = None  # from here on, the handler's own timeouts apply
         self._parsing = cycle
@@ -265,7 +271,7 @@ class HttpConnection(WriteFlow):
         cycle = self._parsing
         if cycle is None:
             return
-        if cycle.finished:
+        if cycle.response.finished:
             self._discard(len(body))
         else:
             cycle.feed_body(body)
@@ -298,7 +304,7 @@ class HttpConnection(WriteFlow):
         if cycle is None:
             return
         cycle.end_body()
-        if cycle.finished and self._active is None and not self.closed:
+        if cycle.response.finished and self._active is None and not self.closed:
             # Its response went out before its body ended; the rest was dropped.
             if cycle.keep_alive:
                 self._idle()  # ready for the next request
@@ -307,23 +313,24 @@ class HttpConnection(WriteFlow):
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _begin(self, cycle: RequestCycle) -> None:
+    def _begin(self, cycle: Http1Request) -> None:
         self._active = cycle
         self._task = self._context.spawn(self._run(cycle))
 
-    async def _run(self, cycle: RequestCycle) -> None:
+    async def _run(self, cycle: Http1Request) -> None:
         try:
-            await self._context.handler(cycle)
+            await self._context.handler(cycle.head, cycle, cycle.response)
         finally:
             self.cycle_done(cycle)
 
-    def cycle_done(self, cycle: RequestCycle) -> None:
+    def cycle_done(self, cycle: Http1Request) -> None:
         """The handler of `cycle` returned (its response written, or the connection cut)."""
         self._active = self._task = None
         if self.closed:
             return
-        if not cycle.finished:
-            cycle.abort()  # the handler never completed its response: nothing can be trusted
+        if not cycle.response.finished:
+            # The handler never completed its response: nothing can be trusted.
+            cycle.response.abort()
             return
         if not self.keeps(cycle):
             self.close()
@@ -366,7 +373,13 @@ class HttpConnection(WriteFlow):
     def is_busy(self) -> bool:
         return self._active is not None
 
-    def keeps(self, cycle: RequestCycle) -> bool:
+    def keeps_current(self) -> bool:
+        """Does the connection stay open after the response being written (the active
+        request's: only its handler writes)?"""
+        active = self._active
+        return active is not None and self.keeps(active)
+
+    def keeps(self, cycle: Http1Request) -> bool:
         """Does the connection stay open after this response? Not when the client still waits
         for a 100 Continue it will never get: whether its body follows is anyone's guess."""
         return (
@@ -442,7 +455,7 @@ class HttpConnection(WriteFlow):
         close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
         active = self._active
         parsing = self._parsing
-        if active is None and parsing is not None and parsing.finished:
+        if active is None and parsing is not None and parsing.response.finished:
             # The body of a request already answered turned bad while it was being dropped:
             # its one response is out (maybe still buffered: close, do not abort), a second
             # would be unsolicited. Only closing is left.
@@ -454,16 +467,16 @@ class HttpConnection(WriteFlow):
             if to_head is None:
                 to_head = self._refused_head()
             self.write(refusal(status, request_id, to_head=to_head))
-        elif active is parsing and not active.head_sent:
+        elif active is parsing and not active.response.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a
             # terminating chunk, a complete POST the client was told was refused. Now the body
             # is refused (its reader raises BodyRefused, so the upstream exchange is cut, never
             # completed, and its connection closed) and the handler is cancelled. A handler
             # that has started logs the request itself, with this status.
-            request_id = active.request_id or self._reported(status, error)
+            request_id = active.response.request_id or self._reported(status, error)
             active.refuse(status, error)
-            self.write(refusal(status, request_id, to_head=active.method == "HEAD"))
+            self.write(refusal(status, request_id, to_head=active.head.method == "HEAD"))
             if self._task is not None:
                 self._task.cancel()
         elif active is parsing:

@@ -36,16 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 
-from m2mgate.server.exchange import Exchange
+from m2mgate.server.exchange import Handler
 from m2mgate.server.http1_connection import HttpConnection
 from m2mgate.server.limits import ConnectionLimits
 from m2mgate.server.listener_context import ListenerContext, ServerEvents
 
 __all__ = ["Handler", "HttpServer", "ServerEvents"]
-
-Handler = Callable[[Exchange], Awaitable[None]]
 
 
 class HttpServer:

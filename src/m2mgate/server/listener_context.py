@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from m2mgate.server.exchange import Exchange
+from m2mgate.server.exchange import Handler
 from m2mgate.server.limits import ConnectionLimits
 
 
@@ -58,11 +58,11 @@ class ListenerContext:
 
     def __init__(
         self,
-        handler: Callable[[Exchange], Awaitable[None]],
+        handler: Handler,
         limits: ConnectionLimits,
         events: ServerEvents,
     ) -> None:
-        self.handler = handler  # called with each request's exchange
+        self.handler = handler  # called with each request's head, body and response
         self.limits = limits
         self.events = events
         self.draining = False

@@ -74,12 +74,12 @@ class Relay:
         limits: BodyLimits,
     ) -> None:
         """Forward the request, then relay the response to the client."""
-        declared = request.content_length
+        declared = head.content_length
         if limits.max_bytes is not None and declared is not None and declared > limits.max_bytes:
             raise RequestTooLarge(f"Content-Length {declared} > {limits.max_bytes}")
         started = time.perf_counter()
         body = None
-        if request.has_body:
+        if head.has_body:
             request.send_continue()  # only now: the request is authorized
             body = self._limited_body(request, limits)
         # target: the exact bytes the client sent, path and query (never re-quoted).
@@ -106,18 +106,18 @@ class Relay:
                 self.body_error = error  # the body was late, however the pool noticed it
             raise
         try:
-            await self._relay(response, answer, request_id)
+            await self._relay(head.method == "HEAD", response, answer, request_id)
         finally:
             self.upstream_seconds = time.perf_counter() - started
             answer.release()
 
     async def _relay(
-        self, response: ResponseSink, upstream: UpstreamResponse, request_id: str
+        self, is_head: bool, response: ResponseSink, upstream: UpstreamResponse, request_id: str
     ) -> None:
         headers, content_length = downstream_response_headers(
             upstream.headers, request_id, http_date()
         )
-        whole = upstream.whole_body() if response.method != "HEAD" else None
+        whole = upstream.whole_body() if not is_head else None
         if whole is not None:
             # The whole body is here already (the common small response): head and body in
             # one write. Its length is the body's.
