@@ -11,12 +11,13 @@ import secrets
 
 import httptools
 
-from m2mgate.flow_control import WriteFlow
+from m2mgate.server.client_transport import ClientTransport
 from m2mgate.server.exchange import PeerFacts
+from m2mgate.server.http1_head_reader import HeadReader
 from m2mgate.server.http1_request import Http1Request
 from m2mgate.server.http1_response import Http1Response
 from m2mgate.server.listener_context import Deadline, ListenerContext
-from m2mgate.server.request_head import READ_BY_GATEWAY, HeadRefusal, parse_head, refusal
+from m2mgate.server.request_head import HeadRefusal, parse_head, refusal
 
 _MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
 _NO_PEER = PeerFacts(None)
@@ -30,17 +31,7 @@ class Reading(enum.Enum):
     BODY = "body"  # a request body (and a chunked body's trailer section)
 
 
-class _Refused(Exception):
-    """Raised inside a parser callback to stop parsing with a precise status; `reason`
-    names the rule for the log."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
-
-
-class HttpConnection(WriteFlow):
+class HttpConnection(ClientTransport):
     """One client connection: parser callbacks build Http1Requests; one is handled at a time."""
 
     def __init__(self, context: ListenerContext) -> None:
@@ -49,7 +40,6 @@ class HttpConnection(WriteFlow):
         self._limits = context.limits
         self.send_timeout_seconds = context.limits.send_timeout_seconds
         self._parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
         self._peer = _NO_PEER  # who is connected: shared by every request's head
         self.must_close = False  # the response being written ends the connection
         self.deadline: float | None = None
@@ -61,22 +51,14 @@ class HttpConnection(WriteFlow):
         self._queue: collections.deque[Http1Request] = collections.deque()
         self._discarding = 0  # bytes of an unread body dropped after its response
         self._body_left = 0  # of a Content-Length request body, bytes still to come
-        self._read_paused = False
         # An Upgrade request was read: nothing after it (and after its body) is parsed; the
         # connection closes once it is answered.
         self._upgraded = False
-        # The head being parsed:
-        self._url: list[bytes] = []
-        self._url_bytes = 0
-        self._headers: list[tuple[str, str]] = []
+        self._head = HeadReader(self._limits)  # the head being parsed
         self._head_bytes = 0
         self._max_head_bytes = self._limits.max_url_bytes + self._limits.max_headers * (
             self._limits.max_header_bytes + 2
         )
-        self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
-        self._refusal: _Refused | None = None
-        self._trailer_fields = 0  # of the chunked body being read: its trailer section
-        self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
         self._method_read = True  # llhttp read this request's method (not refused inside it)
         self._in_message = False  # llhttp began a request it has not completed
         # llhttp completed a request that ends the connection (`Connection: close`, HTTP/1.0,
@@ -141,7 +123,7 @@ class HttpConnection(WriteFlow):
                 self._pause_reading()
                 return
             self._method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
-            refused = self._refusal
+            refused = self._head.refusal
             if refused is not None:
                 self._refuse(refused.status, refused.reason)
             else:
@@ -176,79 +158,39 @@ class HttpConnection(WriteFlow):
                 cycle.connection_lost()
         self.release_drain()
 
-    def closed_error(self) -> Exception:
-        return ConnectionResetError("the client closed the connection")
-
     # --- llhttp callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._in_message = True
-        self._url = []
-        self._url_bytes = 0
-        self._headers = []
-        self._read_here = []
-        self._trailer_fields = 0
-        self._is_head = False
+        self._head.begin()
         self._reading = Reading.HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
         self.deadline = self._context.now() + self._limits.head_timeout_seconds
         self.deadline_kind = Deadline.HEAD
 
     def on_url(self, url: bytes) -> None:
-        if not self._url:
-            self._is_head = self._parser.get_method() == b"HEAD"
-        self._url.append(url)
-        self._url_bytes += len(url)
-        # The request line: method SP target SP HTTP/1.1
-        if self._url_bytes + 10 + len(self._parser.get_method()) > self._limits.max_url_bytes:
-            self._refusal = _Refused(414, "request_line_too_long")
-            raise self._refusal
+        self._head.add_url(url, self._parser.get_method())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._reading is Reading.BODY:
-            self._trailer(name, value)
-            return
-        if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
-            len(self._headers) >= self._limits.max_headers
-        ):
-            self._refusal = _Refused(431, "header_fields_too_large")
-            raise self._refusal
-        text = value.decode("latin-1")
-        self._headers.append((name.decode("latin-1"), text))
-        lowered = name.lower()
-        if lowered in READ_BY_GATEWAY:
-            self._read_here.append((lowered, text))
-
-    def _trailer(self, name: bytes, value: bytes) -> None:
-        """A trailer field of a chunked request body: counted against the head's limits, then
-        dropped. RFC 9110 §6.5.1: trailers must not be merged into the header section.
-        Threat (#8): a trailer `Authorization` or `Host` was appended to the forwarded
-        headers, a second credential or Host the gateway never checked. A recipient that
-        removes the chunked coding may discard trailers (RFC 9112 §7.1.2): the gateway does,
-        so the upstream never sees fields nobody vetted."""
-        self._trailer_fields += 1
-        if (
-            len(name) + len(value) + 2 > self._limits.max_header_bytes
-            or self._trailer_fields > self._limits.max_headers
-        ):
-            self._refusal = _Refused(431, "trailer_fields_too_large")
-            raise self._refusal
+            self._head.add_trailer(name, value)
+        else:
+            self._head.add_header(name, value)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         version = parser.get_http_version()
         head = parse_head(
             parser.get_method().decode("ascii"),
-            b"".join(self._url).decode("latin-1"),
+            self._head.target,
             version,
-            self._headers,
-            self._read_here,
+            self._head.headers,
+            self._head.read_here,
             upgrade=parser.should_upgrade(),
             peer=self._peer,
         )
         if isinstance(head, HeadRefusal):
-            self._refusal = _Refused(head.status, head.reason)
-            raise self._refusal
+            raise self._head.refuse(head.status, head.reason)
         response = Http1Response(self, head.method == "HEAD", version)
         cycle = Http1Request(self, head, response, parser.should_keep_alive())
         self._reading = Reading.BODY
@@ -389,43 +331,14 @@ class HttpConnection(WriteFlow):
             and (cycle.body_complete or cycle.body_expected)
         )
 
-    # --- transport --------------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def writelines(self, data: tuple[bytes, ...]) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.writelines(data)
+    # --- the body's read pausing (its back-pressure) ------------------------------------------
 
     def pause_reading(self) -> None:
         self._pause_reading()
 
     def resume_reading(self) -> None:
         if not self._queue:
-            self._resume_reading()
-
-    def _pause_reading(self) -> None:
-        if not self._read_paused and not self.closed and self.transport is not None:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and not self.closed and self.transport is not None:
-            self._read_paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        """Close after what is written has been sent."""
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.closed = True
-            self.transport.abort()
+            self._resume_reading()  # pipelined requests wait with reading paused
 
     def _refused_head(self) -> bool:
         """Was the refused request HEAD? Known from on_url; a request refused inside its
@@ -433,8 +346,8 @@ class HttpConnection(WriteFlow):
         itself was what it refused (its method field then still holds an earlier request's)."""
         if not self._in_message:
             return False  # no request begun: nothing is known of one
-        if self._url:
-            return self._is_head
+        if self._head.url:
+            return self._head.is_head
         return self._method_read and self._parser.get_method() == b"HEAD"
 
     def _reported(self, status: int, error: str) -> str:
