@@ -10,6 +10,9 @@ request and writes the response out to the client.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from yarl import URL
 
 from m2mgate.proxy.http1_client import Response, UpstreamPool
@@ -50,8 +53,9 @@ class UpstreamForwarder:
             await self._pool.close()
             self._pool = None
 
-    async def send(self, request: UpstreamRequest) -> Response:
-        """The response head from the upstream (see UpstreamPool.send)."""
+    def send(self, request: UpstreamRequest) -> Coroutine[Any, Any, Response]:
+        """The response head from the upstream (see UpstreamPool.send). The pool's own
+        coroutine, not one wrapping it: no extra frame per request."""
         if self._pool is None:
             raise RuntimeError("forwarder not started")
-        return await self._pool.send(request)
+        return self._pool.send(request)
