@@ -1,7 +1,8 @@
 """Waiting on a transport, shared by both sides of the proxy: the client listener
-(server/http1_connection.py, server/request_cycle.py) and the upstream pool
-(proxy/http1_client.py). A writer waits for its transport to drain; a reader waits for data
-with a deadline. No I/O of its own: the protocols call these from their callbacks."""
+(server/http1_connection.py, server/http1_request.py) and the upstream pool
+(proxy/upstream_connection.py, proxy/upstream_exchange.py). A writer waits for its transport
+to drain; a reader waits for data with a deadline. No I/O of its own: the protocols call
+these from their callbacks."""
 
 from __future__ import annotations
 

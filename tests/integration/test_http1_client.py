@@ -16,6 +16,7 @@ import pytest
 
 from m2mgate.errors import BadGateway, GatewayTimeout
 from m2mgate.proxy.http1_client import FramingMismatch, UpstreamPool
+from m2mgate.proxy.upstream import UpstreamRequest
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -101,8 +102,8 @@ async def fetch(
     headers: list[tuple[str, str]] | None = None,
     content_length: int | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    response = await pool.request(
-        method, "/p?q=1", headers or [], body, content_length=content_length
+    response = await pool.send(
+        UpstreamRequest(method, "/p?q=1", headers or [], body, content_length=content_length)
     )
     data = b""
     try:
@@ -132,7 +133,7 @@ async def test_keep_alive_reuses_one_connection_and_sends_host():
 async def test_finished_exchanges_are_freed_without_the_cyclic_gc():
     """Found in a profile: each exchange and its parser referenced each other, so every
     request left garbage only the cyclic GC could free (nearly all of its work under load)."""
-    from m2mgate.proxy.http1_client import Exchange
+    from m2mgate.proxy.upstream_exchange import Exchange
 
     upstream = Scripted(answer(OK))
     async with upstream as pool:
@@ -396,7 +397,7 @@ async def test_slow_body_times_out_mid_stream():
         return False
 
     async with Scripted(respond) as pool:
-        response = await pool.request("GET", "/", [], None)
+        response = await pool.send(UpstreamRequest("GET", "/", []))
         assert await response.read() == b"abc"
         with pytest.raises(GatewayTimeout):
             await response.read()
@@ -438,7 +439,7 @@ async def test_huge_body_streams_with_back_pressure():
         return True
 
     async with Scripted(respond) as pool:
-        response = await pool.request("GET", "/", [], None)
+        response = await pool.send(UpstreamRequest("GET", "/", []))
         received, largest = 0, 0
         while chunk := await response.read():
             received += len(chunk)
@@ -488,7 +489,7 @@ async def test_a_failing_chunked_body_is_cut_without_a_terminating_chunk():
     pool = UpstreamPool("127.0.0.1", port, connect_timeout=2, timeout=2, max_connections=1)
     try:
         with pytest.raises(ConnectionResetError):
-            await pool.request("POST", "/p", [], body())
+            await pool.send(UpstreamRequest("POST", "/p", [], body()))
         await asyncio.wait_for(closed.wait(), 5)
     finally:
         await pool.close()

@@ -12,10 +12,9 @@ from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
 from m2mgate.observability.metrics import GatewayMetrics
 from m2mgate.observability.outcome import Outcome
-from m2mgate.proxy.forwarder import ForwardTiming
 from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
-from m2mgate.request_path import split_target
-from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.exchange import RequestBody, RequestHead, ResponseSink
+from m2mgate.server.relay import Relay
 from m2mgate.server.responses import Reply, error_response, internal_error_response
 from m2mgate.server.runtime import Runtime
 
@@ -33,63 +32,71 @@ class ProxyHandler:
         self.log = log
         self.access_log = access_log
 
-    async def __call__(self, request: RequestCycle) -> None:
+    async def __call__(self, head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
         started = time.perf_counter()
-        request_id = request.request_id = choose_request_id(request.request_ids)
-        path, query = split_target(request.target)  # once: routed on, then logged
+        request_id = response.request_id = choose_request_id(head.request_ids)
         decision: Decision | None = None
-        timing = ForwardTiming()
+        relay = Relay()
         runtime = self._current()  # this request finishes under this config, whatever reloads
         runtime.enter()
         try:
-            decision = await self._decide(runtime, request, request_id, path, query)
+            decision = await self._decide(runtime, head, response, request_id)
             if decision is not None:
-                await self._handle(runtime, request, request_id, decision, timing)
+                await self._handle(runtime, head, body, response, request_id, decision, relay)
         finally:
             runtime.leave()
             # A response never started (cancelled at shutdown) is logged as the 500 it ends as.
-            status = request.status if request.head_sent else 500
-            self._observe(request, path, request_id, decision, timing, status, started)
+            status = response.status if response.head_sent else 500
+            self._observe(head, body, request_id, decision, relay, status, started)
 
     async def _decide(
-        self, runtime: Runtime, request: RequestCycle, request_id: str, path: str, query: str
+        self, runtime: Runtime, head: RequestHead, response: ResponseSink, request_id: str
     ) -> Decision | None:
         try:
+            # The target was split once, by the listener: routed on here, then logged.
             return await runtime.gatekeeper.decide(
-                request.method, path, query, request.authorization
+                head.method, head.path, head.query, head.authorization
             )
         except Exception:
             # Not a gateway decision: a bug. 500, logged with its trace; never a silent 401.
             self.log.exception("unhandled_error", request_id=request_id)
-            _send(request, internal_error_response(request_id))
+            _send(response, internal_error_response(request_id))
             return None
 
     async def _handle(
         self,
         runtime: Runtime,
-        request: RequestCycle,
+        head: RequestHead,
+        body: RequestBody,
+        response: ResponseSink,
         request_id: str,
         decision: Decision,
-        timing: ForwardTiming,
+        relay: Relay,
     ) -> None:
         if decision.error is not None:
-            _send(request, error_response(decision.error, request_id))
+            _send(response, error_response(decision.error, request_id))
             return
         try:
             headers = upstream_request_headers(
-                request.headers,
+                head.headers,
                 runtime.settings.forward,
                 decision.principal,
                 request_id,
-                ClientFacts(address=request.remote, scheme=request.scheme, host=request.host),
+                ClientFacts(address=head.peer.address, scheme=head.scheme, host=head.authority),
             )
-            await runtime.forwarder.forward(
-                request, headers, request_id, timing, runtime.settings.body_limits
+            await relay.forward(
+                head,
+                body,
+                response,
+                runtime.forwarder,
+                headers,
+                request_id,
+                runtime.settings.body_limits,
             )
             return
         except UpstreamFailure as error:
-            timing.failure = "timeout" if isinstance(error, GatewayTimeout) else "unavailable"
-            timing.failure_detail = error.detail
+            relay.failure = "timeout" if isinstance(error, GatewayTimeout) else "unavailable"
+            relay.failure_detail = error.detail
             reply = error_response(error, request_id)
         except GatewayError as error:
             reply = error_response(error, request_id)
@@ -97,15 +104,15 @@ class ProxyHandler:
             # Not a gateway decision: a bug. 500, logged with its trace; never a silent 401.
             self.log.exception("unhandled_error", request_id=request_id)
             reply = internal_error_response(request_id)
-        _send(request, reply)
+        _send(response, reply)
 
     def _observe(
         self,
-        request: RequestCycle,
-        path: str,
+        head: RequestHead,
+        body: RequestBody,
         request_id: str,
         decision: Decision | None,
-        timing: ForwardTiming,
+        relay: Relay,
         status: int,
         started: float,
     ) -> None:
@@ -120,9 +127,9 @@ class ProxyHandler:
             is_allowed, detail = decision.is_allowed, decision.detail
         outcome = Outcome(
             request_id,
-            request.method,
-            path,
-            request.remote,
+            head.method,
+            head.path,
+            head.peer.address,
             status,
             time.perf_counter() - started,
             route,
@@ -130,32 +137,32 @@ class ProxyHandler:
             reason,
             issuer,
             client_id,
-            detail or _body_detail(request, timing),
-            timing.upstream_seconds,
-            timing.body_bytes,
-            timing.failure,
-            timing.failure_detail,
-            timing.client_gone,
+            detail or _body_detail(body, relay),
+            relay.upstream_seconds,
+            relay.body_bytes,
+            relay.failure,
+            relay.failure_detail,
+            relay.client_gone,
         )
         self.metrics.record(outcome)
         self.access_log.record(outcome)
 
 
-def _body_detail(request: RequestCycle, timing: ForwardTiming) -> str | None:
+def _body_detail(body: RequestBody, relay: Relay) -> str | None:
     """Why the request body ended the exchange (a limit, a stall, the listener's refusal)."""
-    if timing.body_error is not None:
-        return timing.body_error.detail or None
-    if request.refusal is not None:  # refused before anyone read the body
-        return f"the request body is malformed ({request.refusal})"
-    if timing.client_stalled:
+    if relay.body_error is not None:
+        return relay.body_error.detail or None
+    if body.refusal is not None:  # refused before anyone read the body
+        return f"the request body is malformed ({body.refusal})"
+    if relay.client_stalled:
         return "the client read nothing of the response for limits.send_timeout_seconds"
     return None
 
 
-def _send(request: RequestCycle, reply: Reply) -> None:
-    if request.finished:
+def _send(response: ResponseSink, reply: Reply) -> None:
+    if response.finished:
         return  # the listener has answered already (it refused the body): nothing more to say
-    if request.head_sent:
-        request.abort()  # the response had started: too late for an error, cut it honestly
+    if response.head_sent:
+        response.abort()  # the response had started: too late for an error, cut it honestly
     else:
-        request.respond(reply.status, reply.headers, reply.body)
+        response.respond(reply.status, reply.headers, reply.body)

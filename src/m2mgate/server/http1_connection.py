@@ -1,4 +1,4 @@
-"""One client connection of the proxy listener: llhttp's callbacks build RequestCycles, one is
+"""One client connection of the proxy listener: llhttp's callbacks build Http1Requests, one is
 answered at a time, and the connection's deadlines, discards and refusals are kept here (see
 http1_server.py for the defences and why)."""
 
@@ -6,69 +6,59 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import secrets
-from typing import TYPE_CHECKING
 
 import httptools
 
-from m2mgate.flow_control import WriteFlow
-from m2mgate.server.request_cycle import RequestCycle
-from m2mgate.server.request_head import READ_BY_GATEWAY, read_head_fields, refusal
-
-if TYPE_CHECKING:
-    from m2mgate.server.http1_server import HttpServer
+from m2mgate.server.client_transport import ClientTransport
+from m2mgate.server.exchange import PeerFacts
+from m2mgate.server.http1_head_reader import HeadReader
+from m2mgate.server.http1_request import Http1Request
+from m2mgate.server.http1_response import Http1Response
+from m2mgate.server.listener_context import Deadline, ListenerContext
+from m2mgate.server.request_head import HeadRefusal, parse_head, refusal
 
 _MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
-_WAITING, _HEAD, _BODY = 0, 1, 2  # what the connection is reading
+_NO_PEER = PeerFacts(None)
 
 
-class _Refused(Exception):
-    """Raised inside a parser callback to stop parsing with a precise status; `reason`
-    names the rule for the log."""
+class Reading(enum.Enum):
+    """What the connection is reading."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status)
-        self.status = status
-        self.reason = reason
+    WAITING = "waiting"  # between requests
+    HEAD = "head"  # a request head
+    BODY = "body"  # a request body (and a chunked body's trailer section)
 
 
-class HttpConnection(WriteFlow):
-    """One client connection: parser callbacks build RequestCycles; one is handled at a time."""
+class HttpConnection(ClientTransport):
+    """One client connection: parser callbacks build Http1Requests; one is handled at a time."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, context: ListenerContext) -> None:
         super().__init__()
-        self._server = server
-        self._limits = server.limits
-        self.send_timeout_seconds = server.limits.send_timeout_seconds
+        self._context = context
+        self._limits = context.limits
+        self.send_timeout_seconds = context.limits.send_timeout_seconds
         self._parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.remote: str | None = None
+        self._peer = _NO_PEER  # who is connected: shared by every request's head
         self.must_close = False  # the response being written ends the connection
         self.deadline: float | None = None
-        self.deadline_is_head = True  # a head deadline counts as a slow client; idle does not
-        self._reading = _WAITING
-        self._parsing: RequestCycle | None = None  # the request whose bytes arrive now
-        self._active: RequestCycle | None = None  # the request being answered
+        self.deadline_kind = Deadline.HEAD  # a head deadline counts as a slow client
+        self._reading = Reading.WAITING
+        self._parsing: Http1Request | None = None  # the request whose bytes arrive now
+        self._active: Http1Request | None = None  # the request being answered
         self._task: asyncio.Task[None] | None = None  # its handler
-        self._queue: collections.deque[RequestCycle] = collections.deque()
+        self._queue: collections.deque[Http1Request] = collections.deque()
         self._discarding = 0  # bytes of an unread body dropped after its response
         self._body_left = 0  # of a Content-Length request body, bytes still to come
-        self._read_paused = False
         # An Upgrade request was read: nothing after it (and after its body) is parsed; the
         # connection closes once it is answered.
         self._upgraded = False
-        # The head being parsed:
-        self._url: list[bytes] = []
-        self._url_bytes = 0
-        self._headers: list[tuple[str, str]] = []
+        self._head = HeadReader(self._limits)  # the head being parsed
         self._head_bytes = 0
         self._max_head_bytes = self._limits.max_url_bytes + self._limits.max_headers * (
             self._limits.max_header_bytes + 2
         )
-        self._read_here: list[tuple[bytes, str]] = []  # the fields in READ_BY_GATEWAY, in order
-        self._refusal: _Refused | None = None
-        self._trailer_fields = 0  # of the chunked body being read: its trailer section
-        self._is_head = False  # the request being parsed is HEAD (its refusal has no body)
         self._method_read = True  # llhttp read this request's method (not refused inside it)
         self._in_message = False  # llhttp began a request it has not completed
         # llhttp completed a request that ends the connection (`Connection: close`, HTTP/1.0,
@@ -79,13 +69,13 @@ class HttpConnection(WriteFlow):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport
-        if not self._server.opened(self):
+        if not self._context.opened(self):
             transport.close()  # over the cap: close at once rather than hold one more fd
             self.closed = True
             return
         peer = transport.get_extra_info("peername")
-        self.remote = str(peer[0]) if isinstance(peer, tuple) else None
-        self.deadline = self._server.now() + self._limits.head_timeout_seconds
+        self._peer = PeerFacts(str(peer[0]) if isinstance(peer, tuple) else None)
+        self.deadline = self._context.now() + self._limits.head_timeout_seconds
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -95,7 +85,7 @@ class HttpConnection(WriteFlow):
             return
         if self._upgraded:
             return  # past an Upgrade request: another protocol, never parsed as HTTP/1.1
-        if self._reading != _BODY:
+        if self._reading is not Reading.BODY:
             self._head_bytes += len(data)
             if self._head_bytes > self._max_head_bytes:
                 # Refused before llhttp sees these bytes: a request it has not begun is HEAD
@@ -133,13 +123,13 @@ class HttpConnection(WriteFlow):
                 self._pause_reading()
                 return
             self._method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
-            refused = self._refusal
+            refused = self._head.refusal
             if refused is not None:
                 self._refuse(refused.status, refused.reason)
             else:
                 self._refuse(400, type(error).__name__)
             return
-        if self._reading != _BODY:
+        if self._reading is not Reading.BODY:
             self._body_left = 0  # the body, if any, ended within this read
 
     def _count_body(self, data: bytes) -> None:
@@ -162,86 +152,49 @@ class HttpConnection(WriteFlow):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
-        self._server.closed(self)
+        self._context.closed(self)
         for cycle in (self._active, self._parsing, *self._queue):
             if cycle is not None:
                 cycle.connection_lost()
         self.release_drain()
 
-    def closed_error(self) -> Exception:
-        return ConnectionResetError("the client closed the connection")
-
     # --- llhttp callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._in_message = True
-        self._url = []
-        self._url_bytes = 0
-        self._headers = []
-        self._read_here = []
-        self._trailer_fields = 0
-        self._is_head = False
-        self._reading = _HEAD
+        self._head.begin()
+        self._reading = Reading.HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
-        self.deadline = self._server.now() + self._limits.head_timeout_seconds
-        self.deadline_is_head = True
+        self.deadline = self._context.now() + self._limits.head_timeout_seconds
+        self.deadline_kind = Deadline.HEAD
 
     def on_url(self, url: bytes) -> None:
-        if not self._url:
-            self._is_head = self._parser.get_method() == b"HEAD"
-        self._url.append(url)
-        self._url_bytes += len(url)
-        # The request line: method SP target SP HTTP/1.1
-        if self._url_bytes + 10 + len(self._parser.get_method()) > self._limits.max_url_bytes:
-            self._refusal = _Refused(414, "request_line_too_long")
-            raise self._refusal
+        self._head.add_url(url, self._parser.get_method())
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._reading == _BODY:
-            self._trailer(name, value)
-            return
-        if len(name) + len(value) + 2 > self._limits.max_header_bytes or (
-            len(self._headers) >= self._limits.max_headers
-        ):
-            self._refusal = _Refused(431, "header_fields_too_large")
-            raise self._refusal
-        text = value.decode("latin-1")
-        self._headers.append((name.decode("latin-1"), text))
-        lowered = name.lower()
-        if lowered in READ_BY_GATEWAY:
-            self._read_here.append((lowered, text))
-
-    def _trailer(self, name: bytes, value: bytes) -> None:
-        """A trailer field of a chunked request body: counted against the head's limits, then
-        dropped. RFC 9110 §6.5.1: trailers must not be merged into the header section.
-        Threat (#8): a trailer `Authorization` or `Host` was appended to the forwarded
-        headers, a second credential or Host the gateway never checked. A recipient that
-        removes the chunked coding may discard trailers (RFC 9112 §7.1.2): the gateway does,
-        so the upstream never sees fields nobody vetted."""
-        self._trailer_fields += 1
-        if (
-            len(name) + len(value) + 2 > self._limits.max_header_bytes
-            or self._trailer_fields > self._limits.max_headers
-        ):
-            self._refusal = _Refused(431, "trailer_fields_too_large")
-            raise self._refusal
+        if self._reading is Reading.BODY:
+            self._head.add_trailer(name, value)
+        else:
+            self._head.add_header(name, value)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        cycle = RequestCycle(
-            self,
+        version = parser.get_http_version()
+        head = parse_head(
             parser.get_method().decode("ascii"),
-            b"".join(self._url).decode("latin-1"),
-            parser.get_http_version(),
-            self._headers,
-            parser.should_keep_alive(),
+            self._head.target,
+            version,
+            self._head.headers,
+            self._head.read_here,
+            upgrade=parser.should_upgrade(),
+            peer=self._peer,
         )
-        refused = read_head_fields(cycle, self._read_here, upgrade=parser.should_upgrade())
-        if refused is not None:
-            self._refusal = _Refused(refused.status, refused.reason)
-            raise self._refusal
-        self._reading = _BODY
-        self._body_left = cycle.content_length or 0  # on_body counts down what llhttp parses
+        if isinstance(head, HeadRefusal):
+            raise self._head.refuse(head.status, head.reason)
+        response = Http1Response(self, head.method == "HEAD", version)
+        cycle = Http1Request(self, head, response, parser.should_keep_alive())
+        self._reading = Reading.BODY
+        self._body_left = head.content_length or 0  # on_body counts down what llhttp parses
         self._head_bytes = 0
         self.deadline = None  # from here on, the handler's own timeouts apply
         self._parsing = cycle
@@ -260,7 +213,7 @@ class HttpConnection(WriteFlow):
         cycle = self._parsing
         if cycle is None:
             return
-        if cycle.finished:
+        if cycle.response.finished:
             self._discard(len(body))
         else:
             cycle.feed_body(body)
@@ -276,7 +229,7 @@ class HttpConnection(WriteFlow):
         """A request's message ended; `keep_alive` is llhttp's reading of whether more follow."""
         cycle = self._parsing
         self._parsing = None
-        self._reading = _WAITING
+        self._reading = Reading.WAITING
         self._discarding = 0
         self._in_message = False
         if not keep_alive:
@@ -293,7 +246,7 @@ class HttpConnection(WriteFlow):
         if cycle is None:
             return
         cycle.end_body()
-        if cycle.finished and self._active is None and not self.closed:
+        if cycle.response.finished and self._active is None and not self.closed:
             # Its response went out before its body ended; the rest was dropped.
             if cycle.keep_alive:
                 self._idle()  # ready for the next request
@@ -302,17 +255,24 @@ class HttpConnection(WriteFlow):
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _begin(self, cycle: RequestCycle) -> None:
+    def _begin(self, cycle: Http1Request) -> None:
         self._active = cycle
-        self._task = self._server.start(self, cycle)
+        self._task = self._context.spawn(self._run(cycle))
 
-    def cycle_done(self, cycle: RequestCycle) -> None:
+    async def _run(self, cycle: Http1Request) -> None:
+        try:
+            await self._context.handler(cycle.head, cycle, cycle.response)
+        finally:
+            self.cycle_done(cycle)
+
+    def cycle_done(self, cycle: Http1Request) -> None:
         """The handler of `cycle` returned (its response written, or the connection cut)."""
         self._active = self._task = None
         if self.closed:
             return
-        if not cycle.finished:
-            cycle.abort()  # the handler never completed its response: nothing can be trusted
+        if not cycle.response.finished:
+            # The handler never completed its response: nothing can be trusted.
+            cycle.response.abort()
             return
         if not self.keeps(cycle):
             self.close()
@@ -334,9 +294,9 @@ class HttpConnection(WriteFlow):
             self._idle()
 
     def _idle(self) -> None:
-        self.deadline = self._server.now() + self._limits.keepalive_timeout_seconds
-        self.deadline_is_head = False
-        if self._server.draining:
+        self.deadline = self._context.now() + self._limits.keepalive_timeout_seconds
+        self.deadline_kind = Deadline.IDLE
+        if self._context.draining:
             self.close()
 
     def _discard(self, size: int) -> bool:
@@ -347,61 +307,38 @@ class HttpConnection(WriteFlow):
             return True
         self._resume_reading()
         if self.deadline is None:
-            self.deadline = self._server.now() + self._limits.head_timeout_seconds
-            self.deadline_is_head = False
+            self.deadline = self._context.now() + self._limits.head_timeout_seconds
+            self.deadline_kind = Deadline.DISCARD
         return False
 
     @property
     def is_busy(self) -> bool:
         return self._active is not None
 
-    def keeps(self, cycle: RequestCycle) -> bool:
+    def keeps_current(self) -> bool:
+        """Does the connection stay open after the response being written (the active
+        request's: only its handler writes)?"""
+        active = self._active
+        return active is not None and self.keeps(active)
+
+    def keeps(self, cycle: Http1Request) -> bool:
         """Does the connection stay open after this response? Not when the client still waits
         for a 100 Continue it will never get: whether its body follows is anyone's guess."""
         return (
             cycle.keep_alive
             and not self.must_close
-            and not self._server.draining
+            and not self._context.draining
             and (cycle.body_complete or cycle.body_expected)
         )
 
-    # --- transport --------------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.write(data)
-
-    def writelines(self, data: tuple[bytes, ...]) -> None:
-        if not self.closed and self.transport is not None:
-            self.transport.writelines(data)
+    # --- the body's read pausing (its back-pressure) ------------------------------------------
 
     def pause_reading(self) -> None:
         self._pause_reading()
 
     def resume_reading(self) -> None:
         if not self._queue:
-            self._resume_reading()
-
-    def _pause_reading(self) -> None:
-        if not self._read_paused and not self.closed and self.transport is not None:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and not self.closed and self.transport is not None:
-            self._read_paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        """Close after what is written has been sent."""
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.closed = True
-            self.transport.abort()
+            self._resume_reading()  # pipelined requests wait with reading paused
 
     def _refused_head(self) -> bool:
         """Was the refused request HEAD? Known from on_url; a request refused inside its
@@ -409,21 +346,21 @@ class HttpConnection(WriteFlow):
         itself was what it refused (its method field then still holds an earlier request's)."""
         if not self._in_message:
             return False  # no request begun: nothing is known of one
-        if self._url:
-            return self._is_head
+        if self._head.url:
+            return self._head.is_head
         return self._method_read and self._parser.get_method() == b"HEAD"
 
     def _reported(self, status: int, error: str) -> str:
         """A refused request no handler will log: reported once, under a new request id."""
         request_id = secrets.token_hex(16)
-        self._server.events.http_error(status, error, request_id)
+        self._context.events.http_error(status, error, request_id)
         return request_id
 
     def expire(self) -> None:
         """The sweep found this connection past its deadline."""
         self.deadline = None
-        if self.deadline_is_head and self._active is None:
-            self._server.events.slow_client()
+        if self.deadline_kind is Deadline.HEAD and self._active is None:
+            self._context.events.slow_client()
         self.close()
 
     def _refuse(self, status: int, error: str, *, to_head: bool | None = None) -> None:
@@ -431,7 +368,7 @@ class HttpConnection(WriteFlow):
         close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
         active = self._active
         parsing = self._parsing
-        if active is None and parsing is not None and parsing.finished:
+        if active is None and parsing is not None and parsing.response.finished:
             # The body of a request already answered turned bad while it was being dropped:
             # its one response is out (maybe still buffered: close, do not abort), a second
             # would be unsolicited. Only closing is left.
@@ -443,16 +380,16 @@ class HttpConnection(WriteFlow):
             if to_head is None:
                 to_head = self._refused_head()
             self.write(refusal(status, request_id, to_head=to_head))
-        elif active is parsing and not active.head_sent:
+        elif active is parsing and not active.response.head_sent:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a
             # terminating chunk, a complete POST the client was told was refused. Now the body
             # is refused (its reader raises BodyRefused, so the upstream exchange is cut, never
             # completed, and its connection closed) and the handler is cancelled. A handler
             # that has started logs the request itself, with this status.
-            request_id = active.request_id or self._reported(status, error)
+            request_id = active.response.request_id or self._reported(status, error)
             active.refuse(status, error)
-            self.write(refusal(status, request_id, to_head=active.method == "HEAD"))
+            self.write(refusal(status, request_id, to_head=active.head.method == "HEAD"))
             if self._task is not None:
                 self._task.cancel()
         elif active is parsing:

@@ -10,7 +10,9 @@ never hand-written code. llhttp refuses the request-smuggling shapes: Content-Le
 Transfer-Encoding, duplicate or list-valued Content-Length, obs-fold, bad chunk sizes, bare LF,
 NUL and other control bytes in fields, whitespace before the colon. The listener adds what a
 gateway on the request path needs around it (this module: the socket, deadlines and drain;
-http1_connection.py: one connection; request_head.py: the head rules):
+listener_context.py: what a connection knows of the listener; http1_connection.py: one
+connection; http1_head_reader.py: the head within its size limits; request_head.py: the head
+rules; http1_request.py / http1_response.py: a request's body stream and response writer):
 
 - **two Host fields, and a Transfer-Encoding that is not exactly `chunked`, are refused**
   (RFC 9112 §3.2: 400 for more than one Host; §6.1: a server may refuse codings it does not
@@ -36,36 +38,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+from m2mgate.server.exchange import Handler
 from m2mgate.server.http1_connection import HttpConnection
 from m2mgate.server.limits import ConnectionLimits
-from m2mgate.server.request_cycle import RequestCycle
+from m2mgate.server.listener_context import ListenerContext, ServerEvents
 
-
-@dataclass(frozen=True, slots=True)
-class ServerEvents:
-    """What the listener reports: refused requests, slow clients, refused connections."""
-
-    http_error: Callable[[int, str, str], None]  # status, error class name, request id
-    slow_client: Callable[[], None]
-    connection_refused: Callable[[], None]
-
-
-Handler = Callable[[RequestCycle], Awaitable[None]]
+__all__ = ["Handler", "HttpServer", "ServerEvents"]
 
 
 class HttpServer:
     """The listening socket, its connections, their deadlines, and graceful drain."""
 
     def __init__(self, handler: Handler, limits: ConnectionLimits, events: ServerEvents) -> None:
-        self._handler = handler
+        # What each connection gets instead of this server: limits, clock, events, draining.
+        self.context = ListenerContext(handler, limits, events)
         self.limits = limits
         self.events = events
-        self.draining = False
-        self._connections: set[HttpConnection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,8 +64,10 @@ class HttpServer:
 
     async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        self.context.bind(loop)
+        context = self.context
         self._server = await loop.create_server(
-            lambda: HttpConnection(self),
+            lambda: HttpConnection(context),
             host,
             port,
             reuse_address=True,
@@ -97,44 +88,26 @@ class HttpServer:
         return self._server is not None and self._server.is_serving()
 
     @property
+    def draining(self) -> bool:
+        return self.context.draining
+
+    @property
     def open_connections(self) -> int:
-        return len(self._connections)
+        return len(self.context.connections)
 
     @property
     def requests_in_flight(self) -> int:
-        return len(self._tasks)
+        return len(self.context.tasks)
 
     def now(self) -> float:
-        loop = self._loop
-        return loop.time() if loop is not None else 0.0
-
-    # --- called by connections ----------------------------------------------------------------
-
-    def opened(self, conn: HttpConnection) -> bool:
-        if len(self._connections) >= self.limits.max_connections or self.draining:
-            self.events.connection_refused()
-            return False
-        self._connections.add(conn)
-        return True
-
-    def closed(self, conn: HttpConnection) -> None:
-        self._connections.discard(conn)
-
-    def start(self, conn: HttpConnection, cycle: RequestCycle) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._run(conn, cycle))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _run(self, conn: HttpConnection, cycle: RequestCycle) -> None:
-        try:
-            await self._handler(cycle)
-        finally:
-            conn.cycle_done(cycle)
+        return self.context.now()
 
     def _sweep(self) -> None:
         now = self.now()
-        for conn in [c for c in self._connections if c.deadline is not None and c.deadline < now]:
+        expired = [
+            c for c in self.context.connections if c.deadline is not None and c.deadline < now
+        ]
+        for conn in expired:
             conn.expire()
         if self._loop is not None:
             self._sweeper = self._loop.call_later(self._sweep_seconds, self._sweep)
@@ -144,19 +117,20 @@ class HttpServer:
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop accepting; close idle connections; let requests in flight finish within the
         grace period, then cut what is left."""
-        self.draining = True
+        context = self.context
+        context.draining = True
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):
+        for conn in list(context.connections):
             if not conn.is_busy:
                 conn.close()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-        for task in list(self._tasks):
+        if context.tasks:
+            await asyncio.wait(set(context.tasks), timeout=grace_seconds)
+        for task in list(context.tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=1.0)
-        for conn in list(self._connections):
+        if context.tasks:
+            await asyncio.wait(set(context.tasks), timeout=1.0)
+        for conn in list(context.connections):
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()

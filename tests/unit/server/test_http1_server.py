@@ -9,10 +9,10 @@ import asyncio
 from typing import Any
 
 from m2mgate.errors import BodyRefused
+from m2mgate.server.exchange import RequestBody, RequestHead, ResponseSink
 from m2mgate.server.http1_connection import HttpConnection
 from m2mgate.server.http1_server import HttpServer, ServerEvents
 from m2mgate.server.limits import ConnectionLimits
-from m2mgate.server.request_cycle import RequestCycle
 from tests.support.waiting import eventually
 
 LIMITS = ConnectionLimits(
@@ -61,7 +61,7 @@ def connection(handler: Any) -> tuple[HttpConnection, RecordingTransport, list[i
         slow_client=lambda: None,
         connection_refused=lambda: None,
     )
-    conn = HttpConnection(HttpServer(handler, LIMITS, events))
+    conn = HttpConnection(HttpServer(handler, LIMITS, events).context)
     transport = RecordingTransport()
     conn.connection_made(transport)
     return conn, transport, errors
@@ -71,8 +71,10 @@ def post(path: str, body: bytes) -> bytes:
     return f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-async def answer_without_reading(cycle: RequestCycle) -> None:
-    cycle.respond(200, [], cycle.target.encode())
+async def answer_without_reading(
+    head: RequestHead, body: RequestBody, response: ResponseSink
+) -> None:
+    response.respond(200, [], head.target.encode())
 
 
 async def test_a_body_that_ends_while_reading_is_paused_and_is_never_read_resumes_reading():
@@ -92,10 +94,10 @@ async def test_a_body_that_ends_while_reading_is_paused_and_is_never_read_resume
 async def test_pipelined_requests_wait_their_turn_with_reading_paused():
     release = asyncio.Event()
 
-    async def slow_first(cycle: RequestCycle) -> None:
-        if cycle.target == "/first":
+    async def slow_first(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
+        if head.target == "/first":
             await release.wait()
-        cycle.respond(200, [], cycle.target.encode())
+        response.respond(200, [], head.target.encode())
 
     conn, transport, _ = connection(slow_first)
     conn.data_received(post("/first", b"a") + post("/second", b"b"))
@@ -111,10 +113,10 @@ async def test_pipelined_requests_wait_their_turn_with_reading_paused():
 async def test_a_bad_chunk_in_a_body_being_handled_cancels_the_handler():
     started, cancelled = asyncio.Event(), asyncio.Event()
 
-    async def reads_the_body(cycle: RequestCycle) -> None:
+    async def reads_the_body(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
         started.set()
         try:
-            while await cycle.read_body(5):
+            while await body.read_body(5):
                 pass
         except asyncio.CancelledError:
             cancelled.set()
@@ -133,9 +135,11 @@ async def test_a_bad_chunk_in_a_body_being_handled_cancels_the_handler():
 
 
 async def test_an_unfinished_response_is_cut_not_left_hanging():
-    async def forgets_to_finish(cycle: RequestCycle) -> None:
-        cycle.start(200, [("Content-Length", "10")], 10)
-        cycle.write(b"short")
+    async def forgets_to_finish(
+        head: RequestHead, body: RequestBody, response: ResponseSink
+    ) -> None:
+        response.start(200, [("Content-Length", "10")], 10)
+        response.write(b"short")
 
     conn, transport, _ = connection(forgets_to_finish)
     conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -148,12 +152,12 @@ async def test_a_content_length_body_in_many_reads_then_a_pipelined_request():
     the bytes right behind it are the next request."""
     seen: list[tuple[str, bytes]] = []
 
-    async def echo_body(cycle: RequestCycle) -> None:
-        body = b""
-        while chunk := await cycle.read_body(5):
-            body += chunk
-        seen.append((cycle.target, body))
-        cycle.respond(200, [], b"")
+    async def echo_body(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
+        received = b""
+        while chunk := await body.read_body(5):
+            received += chunk
+        seen.append((head.target, received))
+        response.respond(200, [], b"")
 
     conn, transport, errors = connection(echo_body)
     request = post("/one", b"0123456789")
@@ -177,17 +181,19 @@ async def test_a_refused_body_is_never_read_as_ended():
     outcome: list[object] = []
     started = asyncio.Event()
 
-    async def sender(cycle: RequestCycle) -> None:
+    async def sender(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
         try:
-            while await cycle.read_body(5):
+            while await body.read_body(5):
                 pass
             outcome.append("ended")  # the bug: a refused body read as a whole one
         except BodyRefused as refused:
             outcome.append(refused)
 
-    async def forwards_the_body(cycle: RequestCycle) -> None:
-        cycle.request_id = "rid-7"
-        reader = asyncio.ensure_future(sender(cycle))
+    async def forwards_the_body(
+        head: RequestHead, body: RequestBody, response: ResponseSink
+    ) -> None:
+        response.request_id = "rid-7"
+        reader = asyncio.ensure_future(sender(head, body, response))
         started.set()
         try:
             await asyncio.shield(reader)
@@ -213,8 +219,8 @@ async def test_a_refused_body_is_never_read_as_ended():
 async def test_a_bad_chunk_before_the_handler_runs_is_reported_and_never_handled():
     handled: list[str] = []
 
-    async def handler(cycle: RequestCycle) -> None:
-        handled.append(cycle.target)
+    async def handler(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
+        handled.append(head.target)
 
     conn, transport, errors = connection(handler)
     conn.data_received(
@@ -231,12 +237,12 @@ async def test_an_upgrade_request_body_is_read_by_count_and_nothing_after_it():
     read here, across reads, and what follows it is never parsed as a request."""
     seen: list[tuple[str, bytes]] = []
 
-    async def echo_body(cycle: RequestCycle) -> None:
-        body = b""
-        while chunk := await cycle.read_body(5):
-            body += chunk
-        seen.append((cycle.target, body))
-        cycle.respond(200, [], b"")
+    async def echo_body(head: RequestHead, body: RequestBody, response: ResponseSink) -> None:
+        received = b""
+        while chunk := await body.read_body(5):
+            received += chunk
+        seen.append((head.target, received))
+        response.respond(200, [], b"")
 
     conn, transport, errors = connection(echo_body)
     head = (
@@ -256,11 +262,13 @@ async def test_an_upgrade_request_body_is_read_by_count_and_nothing_after_it():
 async def test_request_trailers_are_dropped_and_bounded():
     seen: list[list[tuple[str, str]]] = []
 
-    async def headers_after_body(cycle: RequestCycle) -> None:
-        while await cycle.read_body(5):
+    async def headers_after_body(
+        head: RequestHead, body: RequestBody, response: ResponseSink
+    ) -> None:
+        while await body.read_body(5):
             pass
-        seen.append(list(cycle.headers))
-        cycle.respond(200, [], b"")
+        seen.append(list(head.headers))
+        response.respond(200, [], b"")
 
     conn, _, _ = connection(headers_after_body)
     conn.data_received(
@@ -283,12 +291,14 @@ async def test_no_100_continue_once_the_body_has_started_to_arrive():
     nobody asked for (a desync gadget for a proxy in front). RFC 9110 §10.1.1 lets the server
     omit it; the connection stays usable."""
 
-    async def authorizes_then_reads(cycle: RequestCycle) -> None:
+    async def authorizes_then_reads(
+        head: RequestHead, body: RequestBody, response: ResponseSink
+    ) -> None:
         await asyncio.sleep(0.01)  # the decision takes a moment; the body is already here
-        cycle.send_continue()
-        while await cycle.read_body(5):
+        body.send_continue()
+        while await body.read_body(5):
             pass
-        cycle.respond(200, [], b"")
+        response.respond(200, [], b"")
 
     conn, transport, _ = connection(authorizes_then_reads)
     conn.data_received(
