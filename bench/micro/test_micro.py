@@ -33,12 +33,10 @@ from m2mgate.auth.token_cache import TokenCacheStats, VerifiedTokenCache
 from m2mgate.auth.verifier import IssuerPolicy, TokenVerifier
 from m2mgate.keys.keyset import build_keyset
 from m2mgate.observability.logging import AccessLog
-from m2mgate.proxy.headers import (
-    ClientFacts,
-    ForwardRules,
-    downstream_response_headers,
-    upstream_request_headers,
-)
+from m2mgate.proxy.forward_rules import ForwardRules
+from m2mgate.proxy.forwarded import ClientFacts
+from m2mgate.proxy.headers import upstream_request_headers
+from m2mgate.proxy.response_headers import downstream_response_headers
 from m2mgate.routing import Route, RouteTable, compile_pattern
 
 ISSUER = "https://issuer.example/"

@@ -270,7 +270,7 @@ async def test_the_gateway_never_announces_its_runtime_versions(gw, mint):
     proxied = await gw.get("/api/user/x", mint())
     assert proxied.status == 200 and proxied.headers["Server"] != "m2mgate"  # the upstream's own
     # An upstream without a Server header (aiohttp test servers always send one): the rule.
-    from m2mgate.proxy.headers import downstream_response_headers
+    from m2mgate.proxy.response_headers import downstream_response_headers
 
     assert ("Server", "m2mgate") in downstream_response_headers([("A", "1")], "rid", "D")[0]
     headers, _ = downstream_response_headers([("server", "nginx")], "rid", "D")

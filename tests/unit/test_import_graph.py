@@ -22,7 +22,9 @@ BELOW_CONFIG = ("server", "proxy", "decision", "auth", "keys", "routing", "reque
                 "errors", "jose", "observability", "flow_control", "detail_text")  # fmt: skip
 ABOVE = ("config", "app", "cli")
 # The pure core that decides: plain synchronous functions, no network library.
-PURE = ("auth", "routing", "decision", "request_path", "jose", "proxy.headers")
+PURE = ("auth", "routing", "decision", "request_path", "jose", "proxy.headers",
+        "proxy.header_names", "proxy.forward_rules", "proxy.forwarded", "proxy.response_headers",
+        "proxy.request_head", "server.request_head")  # fmt: skip
 IO_LIBRARIES = ("aiohttp", "asyncio", "socket", "httptools", "uvloop")
 
 

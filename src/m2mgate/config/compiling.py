@@ -31,7 +31,7 @@ from m2mgate.keys.cache import CachePolicy
 from m2mgate.keys.source import KeySourceSettings
 from m2mgate.keys.ttl import TtlBounds
 from m2mgate.listen_address import ListenAddress
-from m2mgate.proxy.headers import ForwardRules
+from m2mgate.proxy.forward_rules import ForwardRules
 from m2mgate.proxy.settings import UpstreamSettings
 from m2mgate.routing import Route, RouteTable, covered_methods
 from m2mgate.server.limits import BodyLimits, ConnectionLimits

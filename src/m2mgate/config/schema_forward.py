@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from m2mgate.auth.claims import ClaimPath, parse_claim_path
 from m2mgate.config.schema_types import EnvBool, ParsedFrom, Strict, claim_path_text
 from m2mgate.http_token import TOKEN
-from m2mgate.proxy.headers import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS
+from m2mgate.proxy.header_names import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS
 
 
 def _header_name(value: str) -> str:

@@ -12,7 +12,8 @@ from m2mgate.errors import GatewayError, GatewayTimeout, UpstreamFailure
 from m2mgate.observability.logging import AccessLog
 from m2mgate.observability.metrics import GatewayMetrics
 from m2mgate.observability.outcome import Outcome
-from m2mgate.proxy.headers import ClientFacts, choose_request_id, upstream_request_headers
+from m2mgate.proxy.forwarded import ClientFacts
+from m2mgate.proxy.headers import choose_request_id, upstream_request_headers
 from m2mgate.server.exchange import RequestBody, RequestHead, ResponseSink
 from m2mgate.server.relay import Relay
 from m2mgate.server.responses import Reply, error_response, internal_error_response

@@ -21,7 +21,7 @@ from m2mgate.errors import (
     RequestTooLarge,
     UpstreamFailure,
 )
-from m2mgate.proxy.headers import Headers, downstream_response_headers
+from m2mgate.proxy.response_headers import Headers, downstream_response_headers
 from m2mgate.proxy.upstream import (
     RequestBodyUnfinished,
     Upstream,

@@ -17,7 +17,7 @@ from m2mgate.errors import (
     KeysUnavailable,
     MalformedAuthorization,
 )
-from m2mgate.proxy.headers import SERVER
+from m2mgate.proxy.header_names import SERVER
 
 REALM = "m2mgate"
 _INTERNAL = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from m2mgate.decision import Gatekeeper
+from m2mgate.proxy.forward_rules import ForwardRules
 from m2mgate.proxy.forwarder import UpstreamForwarder
-from m2mgate.proxy.headers import ForwardRules
 from m2mgate.server.limits import BodyLimits
 
 

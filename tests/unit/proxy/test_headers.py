@@ -4,15 +4,15 @@ import pytest
 
 from m2mgate.auth.claims import build_principal
 from m2mgate.auth.presets import PRESETS
+from m2mgate.proxy.forward_rules import ForwardRules
+from m2mgate.proxy.forwarded import ClientFacts
 from m2mgate.proxy.headers import (
-    ClientFacts,
-    ForwardRules,
     choose_request_id,
-    downstream_response_headers,
     encode_claim_value,
     encode_header_value,
     upstream_request_headers,
 )
+from m2mgate.proxy.response_headers import downstream_response_headers
 
 RULES = ForwardRules(
     client_id="X-Client-Id",
