@@ -7,6 +7,8 @@ Targets (each in turn, same machine, same upstream, same keys and tokens):
     envoy       wrk -> Envoy 1.40 (jwt_authn + RBAC, --concurrency 1) -> nginx
     m2mgate     wrk -> m2mgate run (one worker, production defaults: access log, metrics) -> nginx
     m2mgate-2w  the same with --workers 2 (shown only; both cores are busy then)
+    m2mgate-base  `m2mgate` built from another source tree, M2MGATE_BASE_SRC (a before/after
+                comparison in one run: e.g. a `git worktree` of the commit before a redesign)
     node        Express + express-oauth2-jwt-bearer + http-proxy-middleware (the identity
                 providers' sample approach; needs Node, `npm ci` in bench/node by bench/setup)
 
@@ -46,6 +48,8 @@ BENCH = ROOT / "bench"
 ENVOY = BENCH / ".venv" / "bin" / "envoy"
 # M2MGATE_BIN measures another build (a before/after comparison from a git worktree).
 M2MGATE = Path(os.environ.get("M2MGATE_BIN", ROOT / ".venv" / "bin" / "m2mgate"))
+# The `m2mgate-base` target: the same venv running the package from this source tree instead.
+BASE_SRC = os.environ.get("M2MGATE_BASE_SRC")
 AUDIENCE = "https://api.example"
 TICKS = os.sysconf("SC_CLK_TCK")
 PROXY_CPU, LOAD_CPU = "0", "1"
@@ -282,6 +286,8 @@ class Target:
         path = world.work / f"{self.name}.yaml"
         path.write_text(M2MGATE_CONFIG.format(**values))
         workers = ["--workers", "2"] if self.name == "m2mgate-2w" else []
+        if self.name == "m2mgate-base":
+            return [sys.executable, "-m", "m2mgate", "run", "--config", str(path)]
         return [str(M2MGATE), "run", "--config", str(path), *workers]
 
     def start(self) -> None:
@@ -291,6 +297,8 @@ class Target:
         env = {**os.environ, "PORT": str(self.port), "ISSUER": self.world.issuer,
                "AUDIENCE": AUDIENCE, "JWKS_URI": f"{self.world.issuer}/.well-known/jwks.json",
                "UPSTREAM": f"http://127.0.0.1:{self.world.upstream_port}"}  # fmt: skip
+        if self.name == "m2mgate-base":
+            env["PYTHONPATH"] = str(Path(BASE_SRC or "").resolve())
         self.process = subprocess.Popen(
             ["taskset", "-c", cpus, *self.command()],
             env=env,
@@ -495,6 +503,8 @@ def main() -> int:
         parser.error("bounded runs only: --duration 1..120, --warmup 0..60, --runs 1..5")
     check_tools()
     targets = args.targets.split(",")
+    if "m2mgate-base" in targets and not (BASE_SRC and (Path(BASE_SRC) / "m2mgate").is_dir()):
+        parser.error("m2mgate-base needs M2MGATE_BASE_SRC=<a source tree's src/ directory>")
     scenarios = args.scenarios.split(",")
     work = Path(tempfile.mkdtemp(prefix="m2mgate-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user when started as root
