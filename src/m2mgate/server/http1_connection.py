@@ -1,21 +1,22 @@
-"""One client connection of the proxy listener: llhttp's callbacks build Http1Requests, one is
-answered at a time, and the connection's deadlines, discards and refusals are carried out here
-(see http1_server.py for the defences and why). Where the byte stream is within a message is
-its framing state (http1_framing.py); what a refusal does is decided in http1_refusal.py."""
+"""One client connection of the proxy listener, its parsing side: llhttp's callbacks build
+Http1Requests and the connection's refusals are carried out here (see http1_server.py for the
+defences and why). Where the byte stream is within a message is its framing state
+(http1_framing.py); what a refusal does is decided in http1_refusal.py; the requests are
+answered one at a time, in order, by the answering side this builds on (http1_answering.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 
 import httptools
 
-from m2mgate.server.client_transport import ClientTransport
 from m2mgate.server.exchange import PeerFacts
+from m2mgate.server.http1_answering import RequestAnswering
 from m2mgate.server.http1_framing import MessageFraming, Reading
 from m2mgate.server.http1_head_reader import HeadReader
 from m2mgate.server.http1_refusal import (
     Refusing,
+    oversized_is_head,
     parse_error,
     refused_is_head,
     refusing,
@@ -29,24 +30,15 @@ from m2mgate.server.request_head import HeadRefusal, parse_head, refusal
 _NO_PEER = PeerFacts(None)
 
 
-class HttpConnection(ClientTransport):
+class HttpConnection(RequestAnswering):
     """One client connection: parser callbacks build Http1Requests; one is handled at a time."""
 
     def __init__(self, context: ListenerContext) -> None:
-        super().__init__()
-        self._context = context
-        self._limits = context.limits
-        self.send_timeout_seconds = context.limits.send_timeout_seconds
+        super().__init__(context)
         self._parser = httptools.HttpRequestParser(self)
         self._peer = _NO_PEER  # who is connected: shared by every request's head
-        self.must_close = False  # the response being written ends the connection
-        self.deadline: float | None = None
-        self.deadline_kind = Deadline.HEAD  # a head deadline counts as a slow client
         self._framing = MessageFraming(self._limits)
         self._parsing: Http1Request | None = None  # the request whose bytes arrive now
-        self._active: Http1Request | None = None  # the request being answered
-        self._task: asyncio.Task[None] | None = None  # its handler
-        self._queue: collections.deque[Http1Request] = collections.deque()
         self._head = HeadReader(self._limits)  # the head being parsed
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -73,12 +65,8 @@ class HttpConnection(ClientTransport):
         if framing.reading is not Reading.BODY:
             framing.head_bytes += len(data)
             if framing.head_bytes > framing.max_head_bytes:
-                # Refused before llhttp sees these bytes: a request it has not begun is HEAD
-                # when these bytes begin it so (its refusal then has no body, RFC 9110 §9.3.2).
-                if framing.in_message:
-                    head = refused_is_head(framing, self._head, self._parser)
-                else:
-                    head = data.startswith(b"HEAD ")
+                # Refused before llhttp sees these bytes (its refusal has no body if it is HEAD).
+                head = oversized_is_head(framing, self._head, self._parser, data)
                 self._refuse(431, "HeadTooLarge", to_head=head)
                 return
         try:
@@ -211,6 +199,7 @@ class HttpConnection(ClientTransport):
         cycle = self._parsing
         self._parsing = None
         self._framing.complete(keep_alive)
+        self._discarding = 0
         if cycle is None:
             return
         if not keep_alive:
@@ -230,99 +219,6 @@ class HttpConnection(ClientTransport):
                 self._idle()  # ready for the next request
             else:
                 self.close()
-
-    # --- requests ---------------------------------------------------------------------------
-
-    def _begin(self, cycle: Http1Request) -> None:
-        self._active = cycle
-        self._task = self._context.spawn(self._run(cycle))
-
-    async def _run(self, cycle: Http1Request) -> None:
-        try:
-            await self._context.handler(cycle.head, cycle, cycle.response)
-        finally:
-            self.cycle_done(cycle)
-
-    def cycle_done(self, cycle: Http1Request) -> None:
-        """The handler of `cycle` returned (its response written, or the connection cut)."""
-        self._active = self._task = None
-        if self.closed:
-            return
-        if not cycle.response.finished:
-            # The handler never completed its response: nothing can be trusted.
-            cycle.response.abort()
-            return
-        if not self.keeps(cycle):
-            self.close()
-            return
-        # Whatever body the handler left unread is dropped; reading resumes if it had paused.
-        dropped = cycle.discard_body()
-        if not cycle.body_complete:
-            if not cycle.body_expected:
-                self.close()  # it waits for a 100 Continue: its body may or may not follow
-                return
-            # Read and drop the rest of the body (bounded), so the connection stays usable.
-            if self._discard(dropped):
-                return
-        if self._queue:
-            self._begin(self._queue.popleft())
-            if not self._queue:
-                self._resume_reading()
-        elif cycle.body_complete:
-            self._idle()
-
-    def _idle(self) -> None:
-        self.deadline = self._context.now() + self._limits.keepalive_timeout_seconds
-        self.deadline_kind = Deadline.IDLE
-        if self._context.draining:
-            self.close()
-
-    def _discard(self, size: int) -> bool:
-        """Count dropped body bytes; True when too many (the connection is closed)."""
-        if self._framing.discarded(size):
-            self.close()
-            return True
-        self._resume_reading()
-        if self.deadline is None:
-            self.deadline = self._context.now() + self._limits.head_timeout_seconds
-            self.deadline_kind = Deadline.DISCARD
-        return False
-
-    @property
-    def is_busy(self) -> bool:
-        return self._active is not None
-
-    def keeps_current(self) -> bool:
-        """Does the connection stay open after the response being written (the active
-        request's: only its handler writes)?"""
-        active = self._active
-        return active is not None and self.keeps(active)
-
-    def keeps(self, cycle: Http1Request) -> bool:
-        """Does the connection stay open after this response? Not when the client still waits
-        for a 100 Continue it will never get: whether its body follows is anyone's guess."""
-        return (
-            cycle.keep_alive
-            and not self.must_close
-            and not self._context.draining
-            and (cycle.body_complete or cycle.body_expected)
-        )
-
-    # --- the body's read pausing (its back-pressure) ------------------------------------------
-
-    def pause_reading(self) -> None:
-        self._pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self._queue:
-            self._resume_reading()  # pipelined requests wait with reading paused
-
-    def expire(self) -> None:
-        """The sweep found this connection past its deadline."""
-        self.deadline = None
-        if self.deadline_kind is Deadline.HEAD and self._active is None:
-            self._context.events.slow_client()
-        self.close()
 
     def _refuse(self, status: int, error: str, *, to_head: bool | None = None) -> None:
         """The request cannot be parsed: a fixed JSON answer (never the request's bytes), then

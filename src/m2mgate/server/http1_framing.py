@@ -13,8 +13,6 @@ import enum
 
 from m2mgate.server.limits import ConnectionLimits
 
-MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
-
 
 class Reading(enum.Enum):
     """What the connection is reading."""
@@ -29,7 +27,6 @@ class MessageFraming:
 
     __slots__ = (
         "body_left",
-        "discarding",
         "head_bytes",
         "in_message",
         "max_head_bytes",
@@ -41,7 +38,6 @@ class MessageFraming:
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.reading = Reading.WAITING
-        self.discarding = 0  # bytes of an unread body dropped after its response
         self.body_left = 0  # of a Content-Length request body, bytes still to come
         # An Upgrade request was read: nothing after it (and after its body) is parsed; the
         # connection closes once it is answered.
@@ -70,7 +66,6 @@ class MessageFraming:
     def complete(self, keep_alive: bool) -> None:
         """The message ended; `keep_alive` is llhttp's reading of whether more follow."""
         self.reading = Reading.WAITING
-        self.discarding = 0
         self.in_message = False
         if not keep_alive:
             # Threat (#8): llhttp parses nothing after this request (a close option, maybe in
@@ -90,8 +85,3 @@ class MessageFraming:
         body, rest = (data, b"") if len(data) <= left else (data[:left], data[left:])
         self.body_left = left - len(body)
         return body, rest
-
-    def discarded(self, size: int) -> bool:
-        """Count dropped body bytes; True when too many (the connection must close)."""
-        self.discarding += size
-        return self.discarding > MAX_DISCARDED_BYTES

@@ -64,6 +64,17 @@ def refused_is_head(
     return framing.method_read and parser.get_method() == b"HEAD"
 
 
+def oversized_is_head(
+    framing: MessageFraming, head: HeadReader, parser: httptools.HttpRequestParser, data: bytes
+) -> bool:
+    """Is a request whose head grew too large HEAD? It is refused before llhttp sees `data`: a
+    request llhttp has not begun is HEAD when these bytes begin it so (its refusal then has no
+    body, RFC 9110 §9.3.2)."""
+    if framing.in_message:
+        return refused_is_head(framing, head, parser)
+    return data.startswith(b"HEAD ")
+
+
 def report(events: ServerEvents, status: int, error: str) -> str:
     """A refused request no handler will log: reported once, under a new request id."""
     request_id = secrets.token_hex(16)
