@@ -1,69 +1,45 @@
-"""One client connection of the proxy listener: llhttp's callbacks build Http1Requests, one is
-answered at a time, and the connection's deadlines, discards and refusals are kept here (see
-http1_server.py for the defences and why)."""
+"""One client connection of the proxy listener, its parsing side: llhttp's callbacks build
+Http1Requests and the connection's refusals are carried out here (see http1_server.py for the
+defences and why). Where the byte stream is within a message is its framing state
+(http1_framing.py); what a refusal does is decided in http1_refusal.py; the requests are
+answered one at a time, in order, by the answering side this builds on (http1_answering.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import enum
-import secrets
 
 import httptools
 
-from m2mgate.server.client_transport import ClientTransport
 from m2mgate.server.exchange import PeerFacts
+from m2mgate.server.http1_answering import RequestAnswering
+from m2mgate.server.http1_framing import MessageFraming, Reading
 from m2mgate.server.http1_head_reader import HeadReader
+from m2mgate.server.http1_refusal import (
+    Refusing,
+    oversized_is_head,
+    parse_error,
+    refused_is_head,
+    refusing,
+    report,
+)
 from m2mgate.server.http1_request import Http1Request
 from m2mgate.server.http1_response import Http1Response
 from m2mgate.server.listener_context import Deadline, ListenerContext
 from m2mgate.server.request_head import HeadRefusal, parse_head, refusal
 
-_MAX_DISCARDED_BYTES = 1024 * 1024  # an unread request body drained to keep the connection
 _NO_PEER = PeerFacts(None)
 
 
-class Reading(enum.Enum):
-    """What the connection is reading."""
-
-    WAITING = "waiting"  # between requests
-    HEAD = "head"  # a request head
-    BODY = "body"  # a request body (and a chunked body's trailer section)
-
-
-class HttpConnection(ClientTransport):
+class HttpConnection(RequestAnswering):
     """One client connection: parser callbacks build Http1Requests; one is handled at a time."""
 
     def __init__(self, context: ListenerContext) -> None:
-        super().__init__()
-        self._context = context
-        self._limits = context.limits
-        self.send_timeout_seconds = context.limits.send_timeout_seconds
+        super().__init__(context)
         self._parser = httptools.HttpRequestParser(self)
         self._peer = _NO_PEER  # who is connected: shared by every request's head
-        self.must_close = False  # the response being written ends the connection
-        self.deadline: float | None = None
-        self.deadline_kind = Deadline.HEAD  # a head deadline counts as a slow client
-        self._reading = Reading.WAITING
+        self._framing = MessageFraming(self._limits)
         self._parsing: Http1Request | None = None  # the request whose bytes arrive now
-        self._active: Http1Request | None = None  # the request being answered
-        self._task: asyncio.Task[None] | None = None  # its handler
-        self._queue: collections.deque[Http1Request] = collections.deque()
-        self._discarding = 0  # bytes of an unread body dropped after its response
-        self._body_left = 0  # of a Content-Length request body, bytes still to come
-        # An Upgrade request was read: nothing after it (and after its body) is parsed; the
-        # connection closes once it is answered.
-        self._upgraded = False
         self._head = HeadReader(self._limits)  # the head being parsed
-        self._head_bytes = 0
-        self._max_head_bytes = self._limits.max_url_bytes + self._limits.max_headers * (
-            self._limits.max_header_bytes + 2
-        )
-        self._method_read = True  # llhttp read this request's method (not refused inside it)
-        self._in_message = False  # llhttp began a request it has not completed
-        # llhttp completed a request that ends the connection (`Connection: close`, HTTP/1.0,
-        # or a close option in a chunked body's trailer): it parses nothing after it.
-        self._parser_closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -80,17 +56,17 @@ class HttpConnection(ClientTransport):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        if self._body_left:
+        framing = self._framing
+        if framing.body_left:
             self._count_body(data)
             return
-        if self._upgraded:
+        if framing.upgraded:
             return  # past an Upgrade request: another protocol, never parsed as HTTP/1.1
-        if self._reading is not Reading.BODY:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._max_head_bytes:
-                # Refused before llhttp sees these bytes: a request it has not begun is HEAD
-                # when these bytes begin it so (its refusal then has no body, RFC 9110 §9.3.2).
-                head = self._refused_head() if self._in_message else data.startswith(b"HEAD ")
+        if framing.reading is not Reading.BODY:
+            framing.head_bytes += len(data)
+            if framing.head_bytes > framing.max_head_bytes:
+                # Refused before llhttp sees these bytes (its refusal has no body if it is HEAD).
+                head = oversized_is_head(framing, self._head, self._parser, data)
                 self._refuse(431, "HeadTooLarge", to_head=head)
                 return
         try:
@@ -107,45 +83,40 @@ class HttpConnection(ClientTransport):
             # by count (a chunked one was refused in on_headers_complete); what follows it is
             # never parsed.
             self.must_close = True
-            self._upgraded = True
+            framing.upgraded = True
             rest = data[upgrade.args[0] :]
-            if self._body_left and rest:
+            if framing.body_left and rest:
                 self._count_body(rest)
-            if not self._body_left:
+            if not framing.body_left:
                 self._pause_reading()
             return
         except httptools.HttpParserError as error:
-            if self._parser_closed and not self._in_message:
+            if framing.is_past_closing_request:
                 # Bytes after a request that closes the connection. RFC 9112 §9.6: the server
                 # answers that request, then closes, and SHOULD NOT process further requests.
                 # They are neither parsed nor refused: a refusal here would be a response to a
                 # request nobody read (and its framing would follow the stale one's method).
                 self._pause_reading()
                 return
-            self._method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
-            refused = self._head.refusal
-            if refused is not None:
-                self._refuse(refused.status, refused.reason)
-            else:
-                self._refuse(400, type(error).__name__)
+            framing.method_read = not isinstance(error, httptools.HttpParserInvalidMethodError)
+            self._refuse(*parse_error(error, self._head.refusal))
             return
-        if self._reading is not Reading.BODY:
-            self._body_left = 0  # the body, if any, ended within this read
+        if framing.reading is not Reading.BODY:
+            framing.body_left = 0  # the body, if any, ended within this read
 
     def _count_body(self, data: bytes) -> None:
         """Body bytes of a Content-Length request, past what llhttp parsed with the head: they
         are counted, not parsed, so llhttp does not copy each one into a new object. llhttp
         checked the head and the length; the body is opaque bytes until it is complete."""
-        left = self._body_left
-        body, rest = (data, b"") if len(data) <= left else (data[:left], data[left:])
-        self._body_left = left - len(body)
+        framing = self._framing
+        body, rest = framing.count_body(data)
         self._deliver(body)
-        if self._body_left == 0:
+        if framing.body_left == 0:
             # llhttp still waits for the body it never saw: the next request gets a new one.
             keep_alive = self._parser.should_keep_alive()  # what the old one read in the head
             self._parser = httptools.HttpRequestParser(self)
             self._message_complete(keep_alive)
-            if self._upgraded:
+            if framing.upgraded:
                 self._pause_reading()  # the Upgrade request's body is read; nothing more is
             elif rest and not self.closed:
                 self.data_received(rest)  # a pipelined request right behind the body
@@ -161,9 +132,8 @@ class HttpConnection(ClientTransport):
     # --- llhttp callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._in_message = True
+        self._framing.begin()
         self._head.begin()
-        self._reading = Reading.HEAD
         # The first byte of a head: its clock starts now, whatever the idle one said.
         self.deadline = self._context.now() + self._limits.head_timeout_seconds
         self.deadline_kind = Deadline.HEAD
@@ -172,7 +142,7 @@ class HttpConnection(ClientTransport):
         self._head.add_url(url, self._parser.get_method())
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._reading is Reading.BODY:
+        if self._framing.reading is Reading.BODY:
             self._head.add_trailer(name, value)
         else:
             self._head.add_header(name, value)
@@ -193,9 +163,7 @@ class HttpConnection(ClientTransport):
             raise self._head.refuse(head.status, head.reason)
         response = Http1Response(self, head.method == "HEAD", version)
         cycle = Http1Request(self, head, response, parser.should_keep_alive())
-        self._reading = Reading.BODY
-        self._body_left = head.content_length or 0  # on_body counts down what llhttp parses
-        self._head_bytes = 0
+        self._framing.head_complete(head.content_length)
         self.deadline = None  # from here on, the handler's own timeouts apply
         self._parsing = cycle
         if self._active is None:
@@ -205,8 +173,9 @@ class HttpConnection(ClientTransport):
             self._pause_reading()
 
     def on_body(self, body: bytes) -> None:
-        if self._body_left:
-            self._body_left -= len(body)
+        framing = self._framing
+        if framing.body_left:
+            framing.body_left -= len(body)
         self._deliver(body)
 
     def _deliver(self, body: bytes) -> None:
@@ -219,7 +188,7 @@ class HttpConnection(ClientTransport):
             cycle.feed_body(body)
 
     def on_message_complete(self) -> None:
-        if self._body_left and self._parser.should_upgrade():
+        if self._framing.body_left and self._parser.should_upgrade():
             # llhttp skipped an Upgrade request's body; data_received reads it by count and
             # completes the message when it has all of it.
             return
@@ -229,9 +198,10 @@ class HttpConnection(ClientTransport):
         """A request's message ended; `keep_alive` is llhttp's reading of whether more follow."""
         cycle = self._parsing
         self._parsing = None
-        self._reading = Reading.WAITING
+        self._framing.complete(keep_alive)
         self._discarding = 0
-        self._in_message = False
+        if cycle is None:
+            return
         if not keep_alive:
             # llhttp reads nothing after this request, and the gateway agrees with it. That
             # includes a `Connection: close` in a chunked body's trailer section (llhttp acts
@@ -239,12 +209,9 @@ class HttpConnection(ClientTransport):
             # connection ends after this request's response, as llhttp decided. Threat (#8):
             # the request behind it was refused with the 400 of a parse error, framed by the
             # stale HEAD method of the request before it, so it came without its body and
-            # the client read the next bytes as garbage.
-            self._parser_closed = True
-            if cycle is not None:
-                cycle.keep_alive = False
-        if cycle is None:
-            return
+            # the client read the next bytes as garbage. (The framing state now records
+            # that llhttp closed, so data_received neither parses nor refuses what follows.)
+            cycle.keep_alive = False
         cycle.end_body()
         if cycle.response.finished and self._active is None and not self.closed:
             # Its response went out before its body ended; the rest was dropped.
@@ -253,146 +220,33 @@ class HttpConnection(ClientTransport):
             else:
                 self.close()
 
-    # --- requests ---------------------------------------------------------------------------
-
-    def _begin(self, cycle: Http1Request) -> None:
-        self._active = cycle
-        self._task = self._context.spawn(self._run(cycle))
-
-    async def _run(self, cycle: Http1Request) -> None:
-        try:
-            await self._context.handler(cycle.head, cycle, cycle.response)
-        finally:
-            self.cycle_done(cycle)
-
-    def cycle_done(self, cycle: Http1Request) -> None:
-        """The handler of `cycle` returned (its response written, or the connection cut)."""
-        self._active = self._task = None
-        if self.closed:
-            return
-        if not cycle.response.finished:
-            # The handler never completed its response: nothing can be trusted.
-            cycle.response.abort()
-            return
-        if not self.keeps(cycle):
-            self.close()
-            return
-        # Whatever body the handler left unread is dropped; reading resumes if it had paused.
-        dropped = cycle.discard_body()
-        if not cycle.body_complete:
-            if not cycle.body_expected:
-                self.close()  # it waits for a 100 Continue: its body may or may not follow
-                return
-            # Read and drop the rest of the body (bounded), so the connection stays usable.
-            if self._discard(dropped):
-                return
-        if self._queue:
-            self._begin(self._queue.popleft())
-            if not self._queue:
-                self._resume_reading()
-        elif cycle.body_complete:
-            self._idle()
-
-    def _idle(self) -> None:
-        self.deadline = self._context.now() + self._limits.keepalive_timeout_seconds
-        self.deadline_kind = Deadline.IDLE
-        if self._context.draining:
-            self.close()
-
-    def _discard(self, size: int) -> bool:
-        """Count dropped body bytes; True when too many (the connection is closed)."""
-        self._discarding += size
-        if self._discarding > _MAX_DISCARDED_BYTES:
-            self.close()
-            return True
-        self._resume_reading()
-        if self.deadline is None:
-            self.deadline = self._context.now() + self._limits.head_timeout_seconds
-            self.deadline_kind = Deadline.DISCARD
-        return False
-
-    @property
-    def is_busy(self) -> bool:
-        return self._active is not None
-
-    def keeps_current(self) -> bool:
-        """Does the connection stay open after the response being written (the active
-        request's: only its handler writes)?"""
-        active = self._active
-        return active is not None and self.keeps(active)
-
-    def keeps(self, cycle: Http1Request) -> bool:
-        """Does the connection stay open after this response? Not when the client still waits
-        for a 100 Continue it will never get: whether its body follows is anyone's guess."""
-        return (
-            cycle.keep_alive
-            and not self.must_close
-            and not self._context.draining
-            and (cycle.body_complete or cycle.body_expected)
-        )
-
-    # --- the body's read pausing (its back-pressure) ------------------------------------------
-
-    def pause_reading(self) -> None:
-        self._pause_reading()
-
-    def resume_reading(self) -> None:
-        if not self._queue:
-            self._resume_reading()  # pipelined requests wait with reading paused
-
-    def _refused_head(self) -> bool:
-        """Was the refused request HEAD? Known from on_url; a request refused inside its
-        target never got there, but llhttp had read its method by then, unless the method
-        itself was what it refused (its method field then still holds an earlier request's)."""
-        if not self._in_message:
-            return False  # no request begun: nothing is known of one
-        if self._head.url:
-            return self._head.is_head
-        return self._method_read and self._parser.get_method() == b"HEAD"
-
-    def _reported(self, status: int, error: str) -> str:
-        """A refused request no handler will log: reported once, under a new request id."""
-        request_id = secrets.token_hex(16)
-        self._context.events.http_error(status, error, request_id)
-        return request_id
-
-    def expire(self) -> None:
-        """The sweep found this connection past its deadline."""
-        self.deadline = None
-        if self.deadline_kind is Deadline.HEAD and self._active is None:
-            self._context.events.slow_client()
-        self.close()
-
     def _refuse(self, status: int, error: str, *, to_head: bool | None = None) -> None:
         """The request cannot be parsed: a fixed JSON answer (never the request's bytes), then
         close. RFC 9112 §9.6: after a framing error nothing more on the connection is trusted."""
         active = self._active
-        parsing = self._parsing
-        if active is None and parsing is not None and parsing.response.finished:
-            # The body of a request already answered turned bad while it was being dropped:
-            # its one response is out (maybe still buffered: close, do not abort), a second
-            # would be unsolicited. Only closing is left.
-            self._reported(status, error)
-            self.close()
+        action = refusing(active, self._parsing)
+        if action is Refusing.CLOSE:
+            report(self._context.events, status, error)
+            self.close()  # its one response may still be buffered: close, do not abort
             return
-        if active is None:
-            request_id = self._reported(status, error)
+        if action is Refusing.ANSWER:
+            request_id = report(self._context.events, status, error)
             if to_head is None:
-                to_head = self._refused_head()
+                to_head = refused_is_head(self._framing, self._head, self._parser)
             self.write(refusal(status, request_id, to_head=to_head))
-        elif active is parsing and not active.response.head_sent:
+        elif active is not None and action is Refusing.REFUSE_BODY:
             # The request being handled has a malformed body (a bad chunk): it must go no
             # further. Threat (#8): the body reader saw "end of body" and the upstream got a
             # terminating chunk, a complete POST the client was told was refused. Now the body
             # is refused (its reader raises BodyRefused, so the upstream exchange is cut, never
             # completed, and its connection closed) and the handler is cancelled. A handler
             # that has started logs the request itself, with this status.
-            request_id = active.response.request_id or self._reported(status, error)
+            request_id = active.response.request_id or report(self._context.events, status, error)
             active.refuse(status, error)
             self.write(refusal(status, request_id, to_head=active.head.method == "HEAD"))
             if self._task is not None:
                 self._task.cancel()
-        elif active is parsing:
+        elif action is Refusing.ABORT:
             self.abort()  # its response has started: only cutting it is honest
             return
         else:

@@ -11,8 +11,11 @@ Transfer-Encoding, duplicate or list-valued Content-Length, obs-fold, bad chunk 
 NUL and other control bytes in fields, whitespace before the colon. The listener adds what a
 gateway on the request path needs around it (this module: the socket, deadlines and drain;
 listener_context.py: what a connection knows of the listener; http1_connection.py: one
-connection; http1_head_reader.py: the head within its size limits; request_head.py: the head
-rules; http1_request.py / http1_response.py: a request's body stream and response writer):
+connection's parsing side; http1_framing.py: where its byte stream is within a message;
+http1_refusal.py: what refusing an unparsable request does; http1_answering.py: its requests
+answered in order, and whether it stays after each; http1_head_reader.py: the head within its
+size limits; request_head.py: the head rules; http1_request.py / http1_response.py: a
+request's body stream and response writer):
 
 - **two Host fields, and a Transfer-Encoding that is not exactly `chunked`, are refused**
   (RFC 9112 §3.2: 400 for more than one Host; §6.1: a server may refuse codings it does not
