@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
+from m2mgate.request_path import is_valid_authority
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamTarget:
@@ -38,14 +40,20 @@ class UpstreamSettings:
 def parse_upstream_url(url: str) -> UpstreamTarget:
     """An origin only; raises `ValueError` with a message fit for `yaml.path: message`."""
     validate_upstream_url(url)
+    # The authority goes upstream as the Host header (unless preserve_host): it must be one
+    # every hop reads alike (RFC 9112 §3.2), not `exa mple` or `h\\x`.
+    if not is_valid_authority(urlsplit(url).netloc):
+        raise ValueError("not a URL the gateway can connect to (RFC 3986 authority)")
     # Parsed as the upstream pool always read it (yarl: IDNA, default ports, brackets off).
+    # yarl decodes the host lazily: a bad IDNA label (`xn--`) fails on reading it.
     try:
         parsed = URL(url)
-    except ValueError:
+        host, port = parsed.host, parsed.port
+    except ValueError:  # UnicodeError included
         raise ValueError("not a URL the gateway can connect to (RFC 3986 authority)") from None
-    if parsed.host is None or parsed.port is None:
+    if host is None or port is None:
         raise ValueError("the URL has no host")
-    return UpstreamTarget(url=url, host=parsed.host, port=parsed.port, tls=parsed.scheme == "https")
+    return UpstreamTarget(url=url, host=host, port=port, tls=parsed.scheme == "https")
 
 
 def validate_upstream_url(url: str) -> None:

@@ -31,6 +31,10 @@ def test_the_target_is_the_origin_the_pool_connects_to(url, target):
         # urlsplit finds a host here, the pool's parser none: it used to pass `check` and stop
         # `run` when the forwarder was built.
         ("http://h\\x", "RFC 3986"),
+        # A space in the host went upstream in the Host header; a bad IDNA label failed with
+        # the codec's own message (found in the #9 review).
+        ("http://exa mple:80", "RFC 3986"),
+        ("http://xn--:80", "RFC 3986"),
     ],
 )
 def test_a_url_the_pool_cannot_use_is_refused(url, fragment):
