@@ -163,6 +163,32 @@ async def test_a_replaced_upstream_pool_closes_after_its_requests(
     await eventually(lambda: old_runtime.forwarder.is_closed)
 
 
+async def test_a_pool_kept_by_one_reload_closes_only_after_every_config_using_it_drained(
+    fgw, mint, upstream, aiohttp_server
+):
+    """A -> B keeps A's pool (same upstream); B -> C replaces it. A request still in flight
+    under A uses that pool: it must finish, not be cut when B (idle) drains."""
+    other = EchoUpstream()
+    server = await aiohttp_server(other.app())
+    first = fgw.gateway.runtime
+    in_flight = asyncio.create_task(fgw.status("/api/user/x?behaviour=hang", mint()))
+    await asyncio.wait_for(upstream.entered.wait(), 5)
+    fgw.rewrite(
+        lambda c: c["routes"].insert(0, {"name": "extra", "path": "/extra/**", "public": True})
+    )
+    assert await fgw.gateway.reload()
+    second = fgw.gateway.runtime
+    assert second.forwarder is first.forwarder
+    fgw.rewrite(lambda c: c["upstream"].update(url=str(server.make_url("")).rstrip("/")))
+    assert await fgw.gateway.reload()
+    await asyncio.wait_for(second.drained.wait(), 5)
+    await asyncio.sleep(0.2)  # what closed the pool when B drained would have done so by now
+    assert not first.forwarder.is_closed
+    upstream.release.set()
+    assert await asyncio.wait_for(in_flight, 5) == 200
+    await eventually(lambda: first.forwarder.is_closed)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -93,9 +93,14 @@ class ConfigReloader:
         log_config_warnings(self._log, settings.warnings)
 
     async def _close_when_drained(self, runtime: Runtime) -> None:
+        # Every retired runtime on this pool, not only the last: an older one may share it.
+        sharing = self._runtimes.sharing(runtime.forwarder)
         # Requests still on the old pool past the grace period are cut, as on stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(runtime.drained.wait(), self._started.shutdown_grace_seconds)
+            await asyncio.wait_for(
+                asyncio.gather(*(shared.drained.wait() for shared in sharing)),
+                self._started.shutdown_grace_seconds,
+            )
         await runtime.forwarder.close()
 
     async def watch(self, interval_seconds: float = WATCH_INTERVAL_SECONDS) -> None:

@@ -61,6 +61,13 @@ class Runtimes:
         self._wall_clock = wall_clock
         self.token_cache_stats = TokenCacheStats()  # across configs: counters never go back
         self.current = self._build(settings, UpstreamForwarder(settings.upstream))
+        self._retired: list[Runtime] = []  # retired, with requests still in flight
+
+    def sharing(self, forwarder: UpstreamForwarder) -> list[Runtime]:
+        """The retired runtimes still serving requests through `forwarder`: it may be closed
+        only once they have all drained (A -> B kept A's pool, B -> C replaced it: A's
+        requests still use it after B has drained)."""
+        return [runtime for runtime in self._retired if runtime.forwarder is forwarder]
 
     async def swap(self, settings: Settings) -> Runtime:
         """Make a runtime for `settings` current; return the old one, retired. The upstream
@@ -73,6 +80,8 @@ class Runtimes:
             await forwarder.start()
         self.current = self._build(settings, forwarder)
         old.retire()
+        self._retired = [runtime for runtime in self._retired if not runtime.drained.is_set()]
+        self._retired.append(old)
         return old
 
     def _build(self, settings: Settings, forwarder: UpstreamForwarder) -> Runtime:
