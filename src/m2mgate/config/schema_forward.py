@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from m2mgate.auth.claims import ClaimPath, parse_claim_path
 from m2mgate.config.schema_types import EnvBool, ParsedFrom, Strict, claim_path_text
 from m2mgate.http_token import TOKEN
-from m2mgate.proxy.header_names import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS
+from m2mgate.proxy.header_names import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS, normalized_name
 
 
 def _header_name(value: str) -> str:
@@ -107,7 +107,9 @@ class ForwardSchema(Strict):
         for name in names:
             if name is None:
                 continue
-            lowered = name.lower()
+            # Compared as CGI, WSGI and nginx's underscores_in_headers read names: `X_Request_Id`
+            # reaches such an upstream as the gateway's own X-Request-Id (#8 item 4).
+            lowered = normalized_name(name)
             if lowered in RESERVED_HEADERS:
                 raise ValueError(f"{name} is managed by the gateway and cannot carry identity")
             if lowered in seen:

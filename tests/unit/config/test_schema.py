@@ -221,6 +221,10 @@ def test_every_problem_is_reported_at_once():
         (changed(forward={"client_id": "Bad Header"}), "forward.client_id", "header name"),
         (changed(forward={"client_id": "Authorization"}), "forward", "managed by the gateway"),
         (changed(forward={"scopes": "X-Same", "roles": "x-same"}), "forward", "used twice"),
+        # Spelled with `_`, a gateway-owned name or another identity header is the same
+        # variable to a CGI/WSGI upstream (found in the #9 review).
+        (changed(forward={"client_id": "X_Request_Id"}), "forward", "managed by the gateway"),
+        (changed(forward={"scopes": "X-Same", "roles": "X_Same"}), "forward", "used twice"),
         (changed(forward={"claims": {"X-Tenant": "a..b"}}), "forward.claims", "empty segment"),
         (
             changed(limits={"max_token_bytes": 10}),
