@@ -12,7 +12,8 @@ Targets (each in turn, same machine, same upstream, same keys and tokens):
     node        Express + express-oauth2-jwt-bearer + http-proxy-middleware (the identity
                 providers' sample approach; needs Node, `npm ci` in bench/node by bench/setup)
 
-Each proxy is pinned to CPU 0 (taskset), wrk and nginx to CPU 1. Before measuring, every proxy
+Each proxy is pinned to CPU 0 (taskset), wrk and nginx to CPU 1. Runs alternate the order of
+the targets (A B C, then C B A), so a drift in the machine's speed favours none of them. Before measuring, every proxy
 must answer the policy cases identically (valid 200, missing scope 403, bad signature 401, no
 token 401, public 200); a mismatch aborts the run. CPU µs per request is the proxy's own CPU
 time (utime + stime of the process and its children, from /proc) over the requests wrk made.
@@ -517,7 +518,9 @@ def main() -> int:
     try:
         time.sleep(0.5)
         for run in range(args.runs):
-            for name in targets:
+            # Every other run in the opposite order (A B C, C B A, ...): the machine's speed
+            # drifts during a run, and a fixed order would hand that drift to the later targets.
+            for name in targets if run % 2 == 0 else targets[::-1]:
                 target = Target(name, world)
                 target.start()
                 try:
