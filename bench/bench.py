@@ -206,6 +206,9 @@ static_resources:
                     cache_duration: 600s
                     async_fetch: {{}}
                   payload_in_metadata: jwt_payload
+                  # Envoy's verified-JWT cache, as m2mgate has its own (token_cache_entries):
+                  # each proxy at its best configuration.
+                  jwt_cache_config: {{jwt_cache_size: 10000}}
                   claim_to_headers:
                   - {{header_name: x-client-id, claim_name: client_id}}
                   - {{header_name: x-scopes, claim_name: scope}}
