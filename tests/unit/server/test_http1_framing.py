@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from m2mgate.server.http1_framing import MessageFraming, Reading
-from m2mgate.server.limits import ConnectionLimits
-
-LIMITS = ConnectionLimits(
-    head_timeout_seconds=10,
-    keepalive_timeout_seconds=75,
-    max_connections=10,
-    max_url_bytes=8190,
-    max_header_bytes=16384,
-    max_headers=100,
-)
+from tests.unit.server.limits import LIMITS
 
 
 def test_a_counted_body_splits_off_what_follows_it():

@@ -17,16 +17,7 @@ from m2mgate.server.http1_refusal import (
     refused_is_head,
     refusing,
 )
-from m2mgate.server.limits import ConnectionLimits
-
-LIMITS = ConnectionLimits(
-    head_timeout_seconds=10,
-    keepalive_timeout_seconds=75,
-    max_connections=10,
-    max_url_bytes=8190,
-    max_header_bytes=16384,
-    max_headers=100,
-)
+from tests.unit.server.limits import LIMITS
 
 
 def request(*, finished: bool = False, head_sent: bool = False) -> Any:

@@ -12,17 +12,8 @@ from m2mgate.errors import BodyRefused
 from m2mgate.server.exchange import RequestBody, RequestHead, ResponseSink
 from m2mgate.server.http1_connection import HttpConnection
 from m2mgate.server.http1_server import HttpServer, ServerEvents
-from m2mgate.server.limits import ConnectionLimits
 from tests.support.waiting import eventually
-
-LIMITS = ConnectionLimits(
-    head_timeout_seconds=10,
-    keepalive_timeout_seconds=75,
-    max_connections=10,
-    max_url_bytes=8190,
-    max_header_bytes=16384,
-    max_headers=100,
-)
+from tests.unit.server.limits import LIMITS
 
 
 class RecordingTransport(asyncio.Transport):
