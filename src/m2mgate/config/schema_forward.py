@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from m2mgate.auth.claims import ClaimPath, parse_claim_path
-from m2mgate.config.schema_types import EnvBool, ParsedFrom, Strict, claim_path_text
+from m2mgate.auth.claims import ClaimPath, format_claim_path, parse_claim_path
+from m2mgate.config.schema_types import EnvBool, ParsedFrom, Strict
 from m2mgate.http_token import TOKEN
 from m2mgate.proxy.header_names import DEFAULT_IDENTITY_NAMES, RESERVED_HEADERS, normalized_name
 
@@ -35,7 +35,7 @@ def _claim_headers(value: dict[str, str]) -> dict[str, ClaimPath]:
 
 
 def _claim_headers_text(value: dict[str, ClaimPath]) -> dict[str, str]:
-    return {header: claim_path_text(path) for header, path in value.items()}
+    return {header: format_claim_path(path) for header, path in value.items()}
 
 
 def _networks(values: list[str]) -> tuple[Network, ...]:

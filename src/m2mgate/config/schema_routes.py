@@ -7,14 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
-from m2mgate.auth.claims import ClaimPath, parse_claim_path
+from m2mgate.auth.claims import ClaimPath, format_claim_path, parse_claim_path
 from m2mgate.config.schema_types import (
     NAME_PATTERN,
     SCOPE_TOKEN,
     EnvBool,
     ParsedFrom,
     Strict,
-    claim_path_text,
 )
 from m2mgate.http_token import TOKEN
 from m2mgate.routing import PathPattern, compile_pattern
@@ -50,7 +49,7 @@ def _claim_paths(value: dict[str, tuple[ClaimScalar, ...]]) -> dict[ClaimPath, A
 
 
 def _claims_text(value: dict[ClaimPath, tuple[ClaimScalar, ...]]) -> dict[str, list[Any]]:
-    return {claim_path_text(path): list(allowed) for path, allowed in value.items()}
+    return {format_claim_path(path): list(allowed) for path, allowed in value.items()}
 
 
 # Written, a condition names at least one value (see `_not_empty`); editors learn it from these.

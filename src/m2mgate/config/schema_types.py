@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from m2mgate.auth.claims import ClaimPath, ClaimRef, parse_claim_path
+from m2mgate.auth.claims import ClaimPath, format_claim_path, parse_claim_path
 from m2mgate.config.loading import EnvText
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -86,14 +86,4 @@ class ParsedFrom:
         )
 
 
-def claim_path_text(path: ClaimPath) -> str:
-    """`parse_claim_path` backwards: `.` and `\\` escaped, a reference in braces."""
-    return ".".join(
-        f"{{{segment.name}}}"
-        if isinstance(segment, ClaimRef)
-        else segment.replace("\\", "\\\\").replace(".", "\\.")
-        for segment in path
-    )
-
-
-ClaimPathText = Annotated[ClaimPath, ParsedFrom(str, parse_claim_path, claim_path_text)]
+ClaimPathText = Annotated[ClaimPath, ParsedFrom(str, parse_claim_path, format_claim_path)]
